@@ -1,0 +1,355 @@
+"""The one cattrs converter between the attrs models and the wire's camelCase JSON.
+
+Hooks are generated per class with the ``cattrs.gen`` factories:
+
+- attribute names become camelCase (``tracking_id`` → ``trackingId``), ``from_`` → ``from``, and
+  a field may name its own key and value codec (the legacy OTP ``type``);
+- unset optional fields are omitted;
+- datetimes are ISO-8601 (``...Z`` on the way out; ISO strings or epoch numbers on the way in);
+- unknown keys of a response are kept in its ``extra`` mapping and written back out;
+- structuring errors of any kind become our :class:`ValidationError`, naming the wire field.
+
+``MASKED`` is the same converter with secrets (``pin``, OAuth material) written as ``***``: it is
+what logs, results files and journals use. Only ``WIRE`` (``to_wire``/``dumps_wire``) carries the
+real values, and only the HTTP body is built from it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.cols import is_sequence, list_structure_factory
+from cattrs.errors import (
+    AttributeValidationNote,
+    BaseValidationError,
+    ClassValidationError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.preconf.orjson import make_converter
+
+from . import _json
+from ._enums import OpenEnum
+from ._errors import ValidationError, ValidationIssue
+from ._fields import ALWAYS, CODEC, SECRET, WIRE_NAME
+from ._masking import MASK, mask_secrets
+from ._validation import Code
+
+__all__ = [
+    "MASKED",
+    "WIRE",
+    "dumps_wire",
+    "from_wire",
+    "to_masked",
+    "to_wire",
+    "wire_name",
+]
+
+T = TypeVar("T")
+
+_CAMEL = re.compile(r"_([a-z0-9])")
+
+
+@cache
+def _camel(name: str) -> str:
+    return _CAMEL.sub(lambda m: m.group(1).upper(), name.rstrip("_"))
+
+
+def wire_name(field: attrs.Attribute[Any]) -> str:
+    """The JSON key of an attrs field."""
+    explicit = field.metadata.get(WIRE_NAME)
+    return explicit if explicit is not None else _camel(field.name)
+
+
+def _is_extra(field: attrs.Attribute[Any]) -> bool:
+    return field.name == "extra"
+
+
+def _unstructure_datetime(value: datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    return value.isoformat(timespec="milliseconds")
+
+
+def _structure_datetime(value: Any, _: type) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, bool):
+        raise TypeError("expected an ISO-8601 timestamp")
+    if isinstance(value, int | float):
+        # epoch seconds, or milliseconds for values past the year 5138 in seconds
+        seconds = value / 1000 if abs(value) > 1e11 else value
+        return datetime.fromtimestamp(seconds, UTC)
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    raise TypeError("expected an ISO-8601 timestamp")
+
+
+def _structure_str(value: Any, _: type) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # ids Routee sends as numbers (serviceId, ...)
+    raise TypeError("expected a string")
+
+
+def _structure_int(value: Any, _: type) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise TypeError("expected an integer")
+
+
+def _structure_float(value: Any, _: type) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        return float(value)
+    raise TypeError("expected a number")
+
+
+def _structure_bool(value: Any, _: type) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError("expected true or false")
+
+
+def _structure_open_enum(value: Any, cl: type[OpenEnum]) -> OpenEnum:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return cl(value)
+
+
+def _structure_mapping(value: Any, _: type) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError("expected an object")
+    return dict(value)
+
+
+def _structure_any(value: Any, _: type) -> Any:
+    return value
+
+
+def _build(masked: bool) -> cattrs.Converter:
+    conv = make_converter(omit_if_default=True, detailed_validation=True)
+    conv.register_unstructure_hook(datetime, _unstructure_datetime)
+    conv.register_structure_hook(datetime, _structure_datetime)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(float, _structure_float)
+    conv.register_structure_hook(bool, _structure_bool)
+    conv.register_structure_hook(Any, _structure_any)
+    # Registered by class (not predicate) so they beat the ``str`` hooks for these subclasses.
+    conv.register_unstructure_hook(OpenEnum, _identity)
+    conv.register_structure_hook(OpenEnum, _structure_open_enum)
+    conv.register_structure_hook_factory(is_sequence, lambda t: _strict_sequence(conv, t))
+    conv.register_structure_hook_func(_is_str_mapping, _structure_mapping)
+    conv.register_unstructure_hook_func(_is_str_mapping, _unstructure_mapping)
+    conv.register_structure_hook_func(_is_params_union, _structure_mapping)
+    conv.register_unstructure_hook_factory(attrs.has, lambda cl: _unstructure_fn(conv, cl, masked))
+    conv.register_structure_hook_factory(attrs.has, lambda cl: _structure_fn(conv, cl))
+    return conv
+
+
+def _strict_sequence(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], Any]:
+    # cattrs accepts any iterable for a list: a JSON string would become a list of characters.
+    structure_items = list_structure_factory(t, conv)
+
+    def structure(value: Any, cl: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            raise TypeError("expected an array")
+        return structure_items(value, cl)
+
+    return structure
+
+
+def _is_str_mapping(t: Any) -> bool:
+    origin = getattr(t, "__origin__", None)
+    return origin in (Mapping, dict) and getattr(t, "__args__", (None,))[0] is str
+
+
+def _is_params_union(t: Any) -> bool:
+    # LegacyOtp.template_params: OtpParams | Mapping[str, ...] | None
+    args = getattr(t, "__args__", ())
+    return any(attrs.has(a) for a in args) and any(_is_str_mapping(a) for a in args)
+
+
+def _unstructure_mapping(value: Mapping[str, Any]) -> dict[str, Any]:
+    return value if type(value) is dict else dict(value)
+
+
+def _unstructure_fn(
+    conv: cattrs.Converter, cl: type[Any], masked: bool
+) -> Callable[[Any], dict[str, Any]]:
+    overrides: dict[str, Any] = {}
+    has_extra = False
+    for field in attrs.fields(cl):
+        if _is_extra(field):
+            overrides[field.name] = override(omit=True)
+            has_extra = True
+            continue
+        hook: Callable[[Any], Any] | None = None
+        codec = field.metadata.get(CODEC)
+        if codec is not None:
+            hook = codec[0]
+        if field.metadata.get(SECRET):
+            hook = _unstructure_secret_value(conv, masked)
+        # Required fields are always written, even when None (the PATCH body's callbackUrl).
+        required = field.default is attrs.NOTHING or field.metadata.get(ALWAYS)
+        omit = False if required else None
+        overrides[field.name] = override(
+            rename=wire_name(field), unstruct_hook=hook, omit_if_default=omit
+        )
+    base = make_dict_unstructure_fn(cl, conv, _cattrs_omit_if_default=True, **overrides)
+    if not has_extra:
+        return base
+    mask = mask_secrets if masked else _identity
+
+    def unstructure_with_extra(obj: Any) -> dict[str, Any]:
+        out = base(obj)
+        if obj.extra:
+            out.update(mask(obj.extra))
+        return out
+
+    return unstructure_with_extra
+
+
+def _unstructure_secret_value(conv: cattrs.Converter, masked: bool) -> Callable[[Any], Any]:
+    def unstructure(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str | int | float):
+            return MASK if masked else value  # a pin itself
+        if attrs.has(type(value)):
+            value = conv.unstructure(value)  # OtpParams: its own pin field is secret too
+        elif type(value) is not dict:
+            value = dict(value)
+        return mask_secrets(value) if masked else value
+
+    return unstructure
+
+
+def _codec_hook(decode: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+    def structure(value: Any, _: Any) -> Any:
+        return decode(value)
+
+    return structure
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _structure_fn(conv: cattrs.Converter, cl: type[T]) -> Callable[[Any, type[T]], T]:
+    overrides: dict[str, Any] = {}
+    known: set[str] = set()
+    has_extra = False
+    for field in attrs.fields(cl):  # type: ignore[arg-type]  # only called for attrs classes
+        if _is_extra(field):
+            overrides[field.name] = override(omit=True)
+            has_extra = True
+            continue
+        name = wire_name(field)
+        known.add(name)
+        codec = field.metadata.get(CODEC)
+        if codec is not None:
+            overrides[field.name] = override(rename=name, struct_hook=_codec_hook(codec[1]))
+        else:
+            overrides[field.name] = override(rename=name)
+    base = make_dict_structure_fn(cl, conv, **overrides)
+    aliases: Mapping[str, str] = getattr(cl, "__wire_aliases__", {})
+    known.update(aliases)
+    known_keys = frozenset(known)
+
+    def structure(data: Any, _: type[T]) -> T:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"expected a JSON object for {cl.__name__}")
+        for alias, target in aliases.items():
+            if alias in data and target not in data:
+                data = {**data, target: data[alias]}
+        obj = base(data, cl)
+        if has_extra and not known_keys.issuperset(data):
+            extra = {k: v for k, v in data.items() if k not in known_keys}
+            obj = attrs.evolve(obj, extra=extra)  # type: ignore[misc]
+        return obj
+
+    return structure
+
+
+WIRE = _build(masked=False)
+MASKED = _build(masked=True)
+
+
+def to_wire(obj: Any) -> Any:
+    """The JSON-ready value of a model as it goes on the wire (real secrets)."""
+    return WIRE.unstructure(obj)
+
+
+def dumps_wire(obj: Any) -> bytes:
+    """The JSON bytes of a request body."""
+    return _json.dumps(WIRE.unstructure(obj))
+
+
+def to_masked(obj: Any) -> Any:
+    """The JSON-ready value of a model with every secret written as ``***``."""
+    return MASKED.unstructure(obj)
+
+
+def from_wire(data: Any, cl: type[T]) -> T:
+    """Structure decoded JSON into ``cl``; any problem raises :class:`ValidationError`."""
+    try:
+        return WIRE.structure(data, cl)
+    except ValidationError:
+        raise
+    except Exception as exc:  # cattrs groups, KeyError, TypeError, ValueError, ...
+        issues = [
+            ValidationIssue(Code.INVALID_FIELD, f"{path}: {reason}")
+            for path, reason in _describe(exc, "$")
+        ]
+        raise ValidationError(issues, developer_message=_summary(cl, issues)) from None
+
+
+def _summary(cl: type[Any], issues: list[ValidationIssue]) -> str:
+    return f"invalid {cl.__name__}: " + "; ".join(i.message for i in issues)
+
+
+def _describe(exc: BaseException, path: str) -> list[tuple[str, str]]:
+    if isinstance(exc, BaseValidationError):
+        found: list[tuple[str, str]] = []
+        for inner in exc.exceptions:
+            found += _describe(inner, _inner_path(exc, inner, path))
+        return found
+    if isinstance(exc, KeyError):
+        return [(path, "required field is missing")]
+    return [(path, _reason(exc))]
+
+
+def _inner_path(group: BaseValidationError, inner: BaseException, path: str) -> str:
+    for note in getattr(inner, "__notes__", ()):
+        if isinstance(note, AttributeValidationNote) and isinstance(group, ClassValidationError):
+            fields = {f.name: f for f in attrs.fields(group.cl)} if attrs.has(group.cl) else {}
+            field = fields.get(note.name)
+            return f"{path}.{wire_name(field) if field is not None else note.name}"
+        if isinstance(note, IterableValidationNote) and isinstance(group, IterableValidationError):
+            return f"{path}[{note.index!r}]"
+    return path
+
+
+def _reason(exc: BaseException) -> str:
+    # Never echo the offending value: it may be a pin.
+    if isinstance(exc, TypeError | ValueError) and exc.args and isinstance(exc.args[0], str):
+        text = exc.args[0]
+        if text.startswith("expected "):
+            return text
+    return f"invalid value ({type(exc).__name__})"

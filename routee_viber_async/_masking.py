@@ -1,0 +1,55 @@
+"""Masking of secrets for everything that is not the wire: reprs, logs, errors, files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["MASK", "SECRET_KEYS", "mask_mapping_repr", "mask_secrets"]
+
+MASK = "***"
+
+#: Keys whose values never leave the wire: OTP pins and OAuth material.
+SECRET_KEYS = frozenset(
+    {
+        "pin",
+        "access_token",
+        "accessToken",
+        "refresh_token",
+        "client_secret",
+        "application_secret",
+        "applicationSecret",
+        "password",
+    }
+)
+
+
+def mask_secrets(value: Any) -> Any:
+    """Return a copy of a JSON-like value with every secret key's value replaced by ``***``.
+
+    Values without secrets are returned as they are (not copied).
+    """
+    if isinstance(value, Mapping):
+        if not _has_secret(value):
+            return value
+        return {
+            k: (MASK if k in SECRET_KEYS and v is not None else mask_secrets(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        masked = [mask_secrets(v) for v in value]
+        return value if all(a is b for a, b in zip(masked, value, strict=True)) else masked
+    return value
+
+
+def _has_secret(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(k in SECRET_KEYS or _has_secret(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_secret(v) for v in value)
+    return False
+
+
+def mask_mapping_repr(value: object) -> str:
+    """``repr`` of a mapping field with secrets masked (used as an attrs ``repr=``)."""
+    return repr(mask_secrets(value))

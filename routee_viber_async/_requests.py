@@ -1,0 +1,273 @@
+"""Request models: what the client sends to Routee.
+
+snake_case attributes; the converter writes them as the wire's camelCase and omits unset ones.
+Each request can check itself against the seed's rules (``issues()``/``validate()``) so that bad
+input fails before any network call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from . import _validation as v
+from ._enums import DeliveryScope, Label, LegacyOtpType, TemplateCategory
+from ._errors import ValidationIssue
+from ._fields import required_on_wire, secret_field, secret_mapping_field, wire_field
+
+if TYPE_CHECKING:
+    from ._responses import Template
+
+__all__ = [
+    "CreateTemplate",
+    "LegacyOtp",
+    "OtpParams",
+    "SendMessage",
+    "TemplateCallbackUpdate",
+    "TemplateLocale",
+    "TemplateParam",
+    "VarExample",
+]
+
+#: ``seq`` values travel as JSON numbers: keep them exact in a double.
+MAX_SEQ = 2**53 - 1
+
+
+def _scope_to_legacy(scope: Any) -> Any:
+    return None if scope is None else DeliveryScope(scope).to_legacy()
+
+
+def _legacy_to_scope(value: Any) -> Any:
+    return None if value is None else LegacyOtpType(value).to_scope()
+
+
+def _common_send_issues(
+    sender: object, to: object, seq: object, ttl: object, label: object, scope: object
+) -> list[ValidationIssue]:
+    issues = v.check_required_text(sender, "senderInfoTrackingId")
+    issues += v.check_recipient(to)
+    if seq is not None:
+        issues += v.check_optional_int(seq, "seq")
+        if isinstance(seq, int) and seq > MAX_SEQ:
+            issues.append(ValidationIssue(v.Code.INVALID_FIELD, "seq must be below 2**53."))
+    issues += v.check_optional_int(ttl, "ttl", minimum=1)
+    issues += v.check_label(label)
+    issues += v.check_delivery_scope(scope)
+    return issues
+
+
+@attrs.frozen
+class SendMessage:
+    """``POST /viber/transactional/messages``: send an approved template (OTP or transactional).
+
+    OTP-category templates need ``pin`` in ``template_params``. Without ``seq`` the client assigns
+    one before the first attempt, and every attempt carries it.
+    """
+
+    sender_info_tracking_id: str
+    to: str
+    template_id: str
+    template_lang: str
+    template_params: Mapping[str, str] = secret_mapping_field(factory=dict)
+    delivery_scope: DeliveryScope | None = None
+    seq: int | None = None
+    ttl: int | None = None
+    inbound_url: str | None = None
+    callback_url: str | None = None
+    label: Label | None = None
+    multiple_singles_message_id: str | None = None
+    session_message: bool | None = None
+
+    def issues(self, template: Template | None = None) -> list[ValidationIssue]:
+        """Every rule this message breaks; with its ``template``, the template-aware ones too."""
+        issues = _common_send_issues(
+            self.sender_info_tracking_id,
+            self.to,
+            self.seq,
+            self.ttl,
+            None,  # a free-form reporting label on this endpoint
+            self.delivery_scope,
+        )
+        issues += v.check_required_text(self.template_id, "templateId")
+        params: Any = self.template_params  # untyped callers may pass anything
+        if not isinstance(params, Mapping):
+            issues.append(
+                ValidationIssue(v.Code.INVALID_FIELD, "templateParams must be a mapping.")
+            )
+            params = {}
+        if template is None:
+            issues += v.check_template_params(params, lang=self.template_lang)
+        else:
+            issues += v.check_template_params(
+                params,
+                lang=self.template_lang,
+                declared=template.param_names,
+                languages=template.languages,
+                is_otp=template.is_otp,
+            )
+        issues += v.check_callback_url(self.callback_url, "callbackUrl")
+        issues += v.check_callback_url(self.inbound_url, "inboundUrl")
+        return issues
+
+    def validate(self, template: Template | None = None) -> None:
+        """Raise :class:`ValidationError` with every issue found, if any."""
+        v.raise_if(self.issues(template))
+
+
+@attrs.frozen
+class OtpParams:
+    """The legacy OTP endpoint's ``templateParams`` keys (seed 000)."""
+
+    pin: str | None = secret_field()
+    business_platform_name: str | None = None
+    pin_type: str | None = None
+    code_validity_time: int | None = None
+    business_platform_action_name: str | None = None
+    code_reason: str | None = None
+
+
+@attrs.frozen
+class LegacyOtp:
+    """Legacy ``POST /viber/otp`` (seed 000), for older integrations.
+
+    ``delivery_scope`` goes on the wire as the legacy ``type``: ``PRIMARY_DEVICE`` →
+    ``PRIMARY_ONLY``, ``ALL_DEVICES`` → ``ALL_DEVICE``.
+    """
+
+    sender_info_tracking_id: str
+    to: str
+    ttl: int | None = None
+    seq: int | None = None
+    label: Label | None = None
+    delivery_scope: DeliveryScope | None = wire_field(
+        "type", codec=(_scope_to_legacy, _legacy_to_scope)
+    )
+    template_id: str | None = None
+    template_params: OtpParams | Mapping[str, str | int] | None = secret_mapping_field(default=None)
+    template_lang: str | None = None
+
+    def issues(self, template: Template | None = None) -> list[ValidationIssue]:
+        """Every rule this request breaks."""
+        issues = _common_send_issues(
+            self.sender_info_tracking_id,
+            self.to,
+            self.seq,
+            self.ttl,
+            self.label,
+            self.delivery_scope,
+        )
+        params = self.params_dict()
+        validity = params.get("codeValidityTime")
+        if validity is not None and (isinstance(validity, bool) or not isinstance(validity, int)):
+            issues.append(
+                ValidationIssue(
+                    v.Code.INVALID_PARAM_TYPE, "Parameter codeValidityTime must be an integer."
+                )
+            )
+            params = {k: p for k, p in params.items() if k != "codeValidityTime"}
+        if self.template_lang is not None:
+            issues += v.check_lang(self.template_lang, "templateLang")
+        if template is None:
+            for name, value in params.items():
+                issues += v.check_param_value(name, value)
+        else:
+            issues += v.check_template_params(
+                params,
+                # templateLang is optional on the legacy endpoint
+                lang=self.template_lang or next(iter(template.languages), None),
+                declared=template.param_names,
+                languages=template.languages,
+                is_otp=template.is_otp,
+            )
+        return issues
+
+    def validate(self, template: Template | None = None) -> None:
+        """Raise :class:`ValidationError` with every issue found, if any."""
+        v.raise_if(self.issues(template))
+
+    def params_dict(self) -> dict[str, Any]:
+        """``template_params`` as the wire's camelCase mapping (unset keys left out)."""
+        params = self.template_params
+        if params is None:
+            return {}
+        if isinstance(params, OtpParams):
+            from ._converter import to_wire
+
+            wire = to_wire(params)
+            assert isinstance(wire, dict)
+            return wire
+        return dict(params)
+
+
+@attrs.frozen
+class TemplateParam:
+    """A placeholder declared by a template (``{{name}}``); Routee's only type is ``TEXT``."""
+
+    name: str
+    type: str = required_on_wire("TEXT")
+
+
+@attrs.frozen
+class TemplateLocale:
+    """One language version of a template's text."""
+
+    lang: str
+    template: str
+
+
+@attrs.frozen
+class VarExample:
+    """An example value for a placeholder, shown to moderators."""
+
+    name: str
+    example: str
+
+
+@attrs.frozen
+class CreateTemplate:
+    """The body of ``POST /viber/transactional/templates``."""
+
+    category: TemplateCategory
+    params: Sequence[TemplateParam]
+    locales: Sequence[TemplateLocale]
+    var_example: Sequence[VarExample]
+    callback_url: str | None = None
+    moderation_notify_email: str | None = None
+
+    def issues(self) -> list[ValidationIssue]:
+        """Every rule this template definition breaks."""
+        issues = v.check_template_definition(
+            category=self.category,
+            params=[(p.name, p.type) for p in self.params],
+            locales=[(loc.lang, loc.template) for loc in self.locales],
+            var_example=[e.name for e in self.var_example],
+            callback_url=self.callback_url,
+        )
+        email = self.moderation_notify_email
+        if email is not None and (not isinstance(email, str) or "@" not in email):
+            issues.append(
+                ValidationIssue(
+                    v.Code.INVALID_FIELD, "moderationNotifyEmail must be an email address."
+                )
+            )
+        return issues
+
+    def validate(self) -> None:
+        """Raise :class:`ValidationError` with every issue found, if any."""
+        v.raise_if(self.issues())
+
+
+@attrs.frozen
+class TemplateCallbackUpdate:
+    """The body of ``PATCH /viber/transactional/templates/{id}``: ``callbackUrl`` or ``null``.
+
+    The key is always sent: ``None`` removes the stored URL (``{"callbackUrl": null}``).
+    """
+
+    callback_url: str | None
+
+    def issues(self) -> list[ValidationIssue]:
+        """Every rule this update breaks."""
+        return v.check_callback_url(self.callback_url, "callbackUrl")

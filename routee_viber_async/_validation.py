@@ -1,0 +1,569 @@
+"""Routee's request rules, checked locally before any network call.
+
+The issue codes are the seed's own (``PARAM_VALUE_TOO_LONG``, ``MISSING_PARAM``, ...); rules the
+seeds state without a code get a code of ours (``INVALID_RECIPIENT``, ...). Messages name fields
+and parameters, never their values, so that a pin cannot leak through an error.
+
+The same checks serve the client (before sending) and the sandbox (as the server's rules).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._enums import DeliveryScope, Label, TemplateCategory
+from ._errors import ValidationError, ValidationIssue
+
+__all__ = [
+    "ISO_639_1",
+    "MAX_PARAM_LENGTH",
+    "Code",
+    "check_callback_url",
+    "check_category",
+    "check_delivery_scope",
+    "check_label",
+    "check_lang",
+    "check_optional_int",
+    "check_param_value",
+    "check_recipient",
+    "check_required_text",
+    "check_template_definition",
+    "check_template_params",
+    "is_loopback_host",
+    "placeholders",
+    "raise_if",
+]
+
+MAX_PARAM_LENGTH = 25
+
+
+class Code:
+    """Validation issue codes: the seed's, then ours for rules the seeds state without one."""
+
+    # seed 001, "Send-time validation"
+    TEMPLATE_LANG_REQUIRED = "TEMPLATE_LANG_REQUIRED"
+    TEMPLATE_LANG_MISMATCH = "TEMPLATE_LANG_MISMATCH"
+    MISSING_PARAM = "MISSING_PARAM"
+    UNKNOWN_PARAM = "UNKNOWN_PARAM"
+    PARAM_VALUE_TOO_LONG = "PARAM_VALUE_TOO_LONG"
+    PARAM_CONTAINS_URL = "PARAM_CONTAINS_URL"
+    PARAM_CONTAINS_FILE_EXTENSION = "PARAM_CONTAINS_FILE_EXTENSION"
+    OTP_PIN_REQUIRED = "OTP_PIN_REQUIRED"
+    # ours
+    FIELD_REQUIRED = "FIELD_REQUIRED"
+    INVALID_FIELD = "INVALID_FIELD"
+    INVALID_RECIPIENT = "INVALID_RECIPIENT"
+    INVALID_DELIVERY_SCOPE = "INVALID_DELIVERY_SCOPE"
+    INVALID_LABEL = "INVALID_LABEL"
+    INVALID_LANG = "INVALID_LANG"
+    INVALID_CALLBACK_URL = "INVALID_CALLBACK_URL"
+    INVALID_CATEGORY = "INVALID_CATEGORY"
+    INVALID_PARAM_TYPE = "INVALID_PARAM_TYPE"
+    LOCALE_REQUIRED = "LOCALE_REQUIRED"
+    DUPLICATE_LOCALE = "DUPLICATE_LOCALE"
+    DUPLICATE_PARAM = "DUPLICATE_PARAM"
+    OTP_PIN_PLACEHOLDER_REQUIRED = "OTP_PIN_PLACEHOLDER_REQUIRED"
+    UNDECLARED_PLACEHOLDER = "UNDECLARED_PLACEHOLDER"
+    UNUSED_PARAM = "UNUSED_PARAM"
+    VAR_EXAMPLE_MISMATCH = "VAR_EXAMPLE_MISMATCH"
+
+
+# E.164: "+", a country code that does not start with 0, 7 to 15 digits in all.
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+# Extensions that make a value look like a file name (seed: "test.pdf").
+_FILE_EXTENSIONS = (
+    "pdf|docx?|xlsx?|pptx?|odt|ods|odp|rtf|txt|csv|tsv|xml|json|ya?ml|log|md|"
+    "zip|rar|7z|tar|gz|tgz|bz2|xz|"
+    "exe|msi|apk|ipa|dmg|iso|bin|bat|cmd|sh|ps1|jar|dll|scr|vbs|"
+    "jpe?g|png|gif|bmp|tiff?|webp|svg|heic|ico|"
+    "mp3|wav|ogg|flac|aac|m4a|mp4|m4v|mov|avi|mkv|wmv|webm|"
+    "html?|php|aspx?|jsp|js|css"
+)
+_FILE_NAME = re.compile(rf"[\w\-]\.(?:{_FILE_EXTENSIONS})(?![\w.])", re.IGNORECASE)
+
+# URL-like content: a scheme, "www.", or a bare domain ("evil.com/x", "pay.example.org").
+_SCHEME = re.compile(r"\b[a-z][a-z0-9+.\-]*://|\b(?:mailto|tel|sms|viber|whatsapp):", re.IGNORECASE)
+_WWW = re.compile(r"\bwww\d?\.", re.IGNORECASE)
+_DOMAIN_WITH_PATH = re.compile(r"\b[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,24}[/:?#]", re.IGNORECASE)
+_COMMON_TLDS = (
+    "com|net|org|info|biz|io|co|me|ly|app|dev|xyz|online|site|shop|store|link|click|top|"
+    "gr|cy|uk|de|fr|it|es|nl|eu|ru|cn|in|us|ca|au|br|il|tr|pl|ro|bg|ua|ch|at|be|se|no|dk|fi|"
+    "pt|ie|cz|hu|sk|jp|kr|tv|cc|ws|to|gl|gg|gd|su|live|pro|club|vip|win|bit"
+)
+_BARE_DOMAIN = re.compile(
+    rf"\b[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9\-]+)*\.(?:{_COMMON_TLDS})(?![\w])",
+    re.IGNORECASE,
+)
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
+
+#: ISO 639-1 two-letter language codes.
+ISO_639_1 = frozenset(
+    [
+        "aa",
+        "ab",
+        "ae",
+        "af",
+        "ak",
+        "am",
+        "an",
+        "ar",
+        "as",
+        "av",
+        "ay",
+        "az",
+        "ba",
+        "be",
+        "bg",
+        "bh",
+        "bi",
+        "bm",
+        "bn",
+        "bo",
+        "br",
+        "bs",
+        "ca",
+        "ce",
+        "ch",
+        "co",
+        "cr",
+        "cs",
+        "cu",
+        "cv",
+        "cy",
+        "da",
+        "de",
+        "dv",
+        "dz",
+        "ee",
+        "el",
+        "en",
+        "eo",
+        "es",
+        "et",
+        "eu",
+        "fa",
+        "ff",
+        "fi",
+        "fj",
+        "fo",
+        "fr",
+        "fy",
+        "ga",
+        "gd",
+        "gl",
+        "gn",
+        "gu",
+        "gv",
+        "ha",
+        "he",
+        "hi",
+        "ho",
+        "hr",
+        "ht",
+        "hu",
+        "hy",
+        "hz",
+        "ia",
+        "id",
+        "ie",
+        "ig",
+        "ii",
+        "ik",
+        "io",
+        "is",
+        "it",
+        "iu",
+        "ja",
+        "jv",
+        "ka",
+        "kg",
+        "ki",
+        "kj",
+        "kk",
+        "kl",
+        "km",
+        "kn",
+        "ko",
+        "kr",
+        "ks",
+        "ku",
+        "kv",
+        "kw",
+        "ky",
+        "la",
+        "lb",
+        "lg",
+        "li",
+        "ln",
+        "lo",
+        "lt",
+        "lu",
+        "lv",
+        "mg",
+        "mh",
+        "mi",
+        "mk",
+        "ml",
+        "mn",
+        "mr",
+        "ms",
+        "mt",
+        "my",
+        "na",
+        "nb",
+        "nd",
+        "ne",
+        "ng",
+        "nl",
+        "nn",
+        "no",
+        "nr",
+        "nv",
+        "ny",
+        "oc",
+        "oj",
+        "om",
+        "or",
+        "os",
+        "pa",
+        "pi",
+        "pl",
+        "ps",
+        "pt",
+        "qu",
+        "rm",
+        "rn",
+        "ro",
+        "ru",
+        "rw",
+        "sa",
+        "sc",
+        "sd",
+        "se",
+        "sg",
+        "si",
+        "sk",
+        "sl",
+        "sm",
+        "sn",
+        "so",
+        "sq",
+        "sr",
+        "ss",
+        "st",
+        "su",
+        "sv",
+        "sw",
+        "ta",
+        "te",
+        "tg",
+        "th",
+        "ti",
+        "tk",
+        "tl",
+        "tn",
+        "to",
+        "tr",
+        "ts",
+        "tt",
+        "tw",
+        "ty",
+        "ug",
+        "uk",
+        "ur",
+        "uz",
+        "ve",
+        "vi",
+        "vo",
+        "wa",
+        "wo",
+        "xh",
+        "yi",
+        "yo",
+        "za",
+        "zh",
+        "zu",
+    ]
+)
+
+
+def raise_if(issues: list[ValidationIssue]) -> None:
+    """Raise a :class:`ValidationError` carrying ``issues`` when there are any."""
+    if issues:
+        raise ValidationError(issues)
+
+
+def check_recipient(to: object, field: str = "to") -> list[ValidationIssue]:
+    """``to`` must be E.164: ``+``, a country code not starting with 0, 7 to 15 digits."""
+    if not isinstance(to, str) or not to:
+        return [ValidationIssue(Code.FIELD_REQUIRED, f"{field} is required (E.164, e.g. +30...)")]
+    if _E164.fullmatch(to) is None:
+        return [
+            ValidationIssue(
+                Code.INVALID_RECIPIENT,
+                f"{field} must be an E.164 number: '+', a country code, 7 to 15 digits in all",
+            )
+        ]
+    return []
+
+
+def check_param_value(name: str, value: object) -> list[ValidationIssue]:
+    """The seed's TEXT parameter rules for one value: length, no URL, no file name."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return [
+            ValidationIssue(Code.INVALID_PARAM_TYPE, f"Parameter {name} must be a string or number")
+        ]
+    text = value if isinstance(value, str) else str(value)
+    issues = []
+    if len(text) > MAX_PARAM_LENGTH:
+        issues.append(
+            ValidationIssue(
+                Code.PARAM_VALUE_TOO_LONG,
+                f"Parameter {name} must be at most {MAX_PARAM_LENGTH} characters.",
+            )
+        )
+    if _looks_like_url(text):
+        issues.append(
+            ValidationIssue(
+                Code.PARAM_CONTAINS_URL, f"Parameter {name} must not contain a URL or domain."
+            )
+        )
+    elif _FILE_NAME.search(text):
+        issues.append(
+            ValidationIssue(
+                Code.PARAM_CONTAINS_FILE_EXTENSION,
+                f"Parameter {name} must not look like a file name or extension (e.g. test.pdf).",
+            )
+        )
+    return issues
+
+
+def _looks_like_url(text: str) -> bool:
+    if "." not in text and ":" not in text:
+        return False
+    return bool(
+        _SCHEME.search(text)
+        or _WWW.search(text)
+        or _DOMAIN_WITH_PATH.search(text)
+        or _BARE_DOMAIN.search(text)
+    )
+
+
+def placeholders(text: str) -> list[str]:
+    """The ``{{name}}`` placeholders of a template text, in order of first use."""
+    return list(dict.fromkeys(_PLACEHOLDER.findall(text)))
+
+
+def check_template_params(
+    params: Mapping[str, Any] | None,
+    *,
+    lang: object,
+    declared: Iterable[str] | None = None,
+    languages: Iterable[str] | None = None,
+    is_otp: bool = False,
+) -> list[ValidationIssue]:
+    """Send-time checks of ``templateLang`` and ``templateParams``.
+
+    With the template's ``declared`` parameter names, its ``languages`` and whether it ``is_otp``
+    (known when the caller holds the template), the template-aware checks run too.
+    """
+    issues: list[ValidationIssue] = []
+    params = params or {}
+    if not isinstance(lang, str) or not lang.strip():
+        issues.append(ValidationIssue(Code.TEMPLATE_LANG_REQUIRED, "templateLang is required."))
+    elif languages is not None and lang not in set(languages):
+        issues.append(
+            ValidationIssue(
+                Code.TEMPLATE_LANG_MISMATCH,
+                f"templateLang {lang} does not match a locale of the template.",
+            )
+        )
+    for name, value in params.items():
+        issues.extend(check_param_value(str(name), value))
+    if declared is not None:
+        declared_names = list(dict.fromkeys(declared))
+        for name in declared_names:
+            value = params.get(name)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                issues.append(
+                    ValidationIssue(Code.MISSING_PARAM, f"Parameter {name} is missing or blank.")
+                )
+        for name in params:
+            if name not in declared_names:
+                issues.append(
+                    ValidationIssue(
+                        Code.UNKNOWN_PARAM, f"Parameter {name} is not declared on the template."
+                    )
+                )
+    if is_otp:
+        pin = params.get("pin")
+        if pin is None or (isinstance(pin, str) and not pin.strip()):
+            issues.append(
+                ValidationIssue(
+                    Code.OTP_PIN_REQUIRED, "OTP-category templates require templateParams.pin."
+                )
+            )
+    return issues
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    return host in ("localhost", "::1") or host.endswith(".localhost") or host.startswith("127.")
+
+
+def check_callback_url(url: object, field: str) -> list[ValidationIssue]:
+    """Callback URLs are HTTPS; plain HTTP only for loopback hosts (local receivers, sandbox)."""
+    if url is None:
+        return []
+    reason = None
+    if not isinstance(url, str):
+        reason = "must be a string URL"
+    else:
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            parts, host = None, None
+        if parts is None or not host:
+            reason = "must be an absolute https URL"
+        elif parts.scheme == "http" and not is_loopback_host(host):
+            reason = "must use https (http is allowed only for loopback hosts)"
+        elif parts.scheme not in ("https", "http"):
+            reason = "must be an absolute https URL"
+    if reason is None:
+        return []
+    return [ValidationIssue(Code.INVALID_CALLBACK_URL, f"{field} {reason}.")]
+
+
+def check_lang(lang: object, field: str) -> list[ValidationIssue]:
+    """A language code must be a two-letter ISO 639-1 code."""
+    if isinstance(lang, str) and lang in ISO_639_1:
+        return []
+    return [ValidationIssue(Code.INVALID_LANG, f"{field} must be an ISO 639-1 code such as en.")]
+
+
+def check_delivery_scope(scope: object, field: str = "deliveryScope") -> list[ValidationIssue]:
+    """``deliveryScope`` is PRIMARY_DEVICE or ALL_DEVICES."""
+    if scope is None or (isinstance(scope, str) and DeliveryScope(scope).is_known):
+        return []
+    return [
+        ValidationIssue(
+            Code.INVALID_DELIVERY_SCOPE, f"{field} must be PRIMARY_DEVICE or ALL_DEVICES."
+        )
+    ]
+
+
+def check_label(label: object, field: str = "label") -> list[ValidationIssue]:
+    """``label`` is transactional or promotional."""
+    if label is None or (isinstance(label, str) and Label(label).is_known):
+        return []
+    return [ValidationIssue(Code.INVALID_LABEL, f"{field} must be transactional or promotional.")]
+
+
+def check_category(category: object) -> list[ValidationIssue]:
+    """A template's ``category`` is OTP or Transactional."""
+    if isinstance(category, str) and TemplateCategory(category).is_known:
+        return []
+    return [ValidationIssue(Code.INVALID_CATEGORY, "category must be OTP or Transactional.")]
+
+
+def check_required_text(value: object, field: str) -> list[ValidationIssue]:
+    """A required string field must be a non-blank string."""
+    if isinstance(value, str) and value.strip():
+        return []
+    return [ValidationIssue(Code.FIELD_REQUIRED, f"{field} is required.")]
+
+
+def check_optional_int(value: object, field: str, *, minimum: int = 0) -> list[ValidationIssue]:
+    """An optional integer field (``ttl``, ``seq``) must be a whole number ≥ ``minimum``."""
+    if value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        return [ValidationIssue(Code.INVALID_FIELD, f"{field} must be an integer >= {minimum}.")]
+    return []
+
+
+def check_template_definition(
+    *,
+    category: object,
+    params: Iterable[tuple[str, str]],
+    locales: Iterable[tuple[str, str]],
+    var_example: Iterable[str],
+    callback_url: object = None,
+) -> list[ValidationIssue]:
+    """The create-template rules.
+
+    ``params`` are ``(name, type)`` pairs, ``locales`` ``(lang, text)`` pairs, ``var_example``
+    the example names.
+    """
+    issues = check_category(category)
+    params = list(params)
+    locales = list(locales)
+    names = [name for name, _ in params]
+    seen: set[str] = set()
+    for name, type_ in params:
+        if not name or not name.strip():
+            issues.append(ValidationIssue(Code.FIELD_REQUIRED, "params[].name is required."))
+        elif name in seen:
+            issues.append(ValidationIssue(Code.DUPLICATE_PARAM, f"Parameter {name} is repeated."))
+        seen.add(name)
+        if type_ != "TEXT":
+            issues.append(
+                ValidationIssue(Code.INVALID_PARAM_TYPE, f"Parameter {name} must have type TEXT.")
+            )
+    if not locales:
+        issues.append(
+            ValidationIssue(Code.LOCALE_REQUIRED, "locales needs at least one language version.")
+        )
+    languages: set[str] = set()
+    used: set[str] = set()
+    is_otp = category == TemplateCategory.OTP
+    for lang, text in locales:
+        issues.extend(check_lang(lang, "locales[].lang"))
+        if lang in languages:
+            issues.append(ValidationIssue(Code.DUPLICATE_LOCALE, f"Locale {lang} is repeated."))
+        languages.add(lang)
+        if not isinstance(text, str) or not text.strip():
+            issues.append(
+                ValidationIssue(Code.FIELD_REQUIRED, f"locales[{lang}].template is required.")
+            )
+            continue
+        found = placeholders(text)
+        used.update(found)
+        if is_otp and "pin" not in found:
+            issues.append(
+                ValidationIssue(
+                    Code.OTP_PIN_PLACEHOLDER_REQUIRED,
+                    f"OTP templates must include {{{{pin}}}} in every locale ({lang}).",
+                )
+            )
+        for name in found:
+            if name not in seen:
+                issues.append(
+                    ValidationIssue(
+                        Code.UNDECLARED_PLACEHOLDER,
+                        f"Placeholder {name} in locale {lang} is not declared in params.",
+                    )
+                )
+    for name in names:
+        if name and name not in used:
+            issues.append(
+                ValidationIssue(Code.UNUSED_PARAM, f"Parameter {name} is not used by any locale.")
+            )
+    examples = list(var_example)
+    if sorted(examples) != sorted(set(names)):
+        issues.append(
+            ValidationIssue(
+                Code.VAR_EXAMPLE_MISMATCH,
+                "varExample must name each declared parameter exactly once.",
+            )
+        )
+    issues.extend(check_callback_url(callback_url, "callbackUrl"))
+    return issues

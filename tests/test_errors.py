@@ -1,0 +1,82 @@
+"""The error tree and what errors carry (and never carry)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+import routee_viber_async as rva
+from routee_viber_async import (
+    APIStatusError,
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RouteeError,
+    ServerError,
+    TransportError,
+    UnprocessableError,
+    ValidationError,
+)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        AuthenticationError,
+        PermissionDeniedError,
+        NotFoundError,
+        UnprocessableError,
+        RateLimitError,
+        ServerError,
+    ],
+)
+def test_status_errors_are_api_status_errors(cls: type[APIStatusError]) -> None:
+    assert issubclass(cls, APIStatusError)
+    assert issubclass(cls, RouteeError)
+
+
+def test_every_exported_exception_is_a_routee_error() -> None:
+    for name in rva.__all__:
+        obj = getattr(rva, name)
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            assert issubclass(obj, RouteeError), name
+    assert issubclass(ValidationError, RouteeError)
+    assert issubclass(TransportError, RouteeError)
+
+
+def test_errors_mask_body_secrets_and_drop_secret_headers() -> None:
+    error = ServerError(
+        "boom",
+        status=500,
+        body={"templateParams": {"pin": "482910"}, "access_token": "tok-SECRET"},
+        headers={"Set-Cookie": "session=abc", "Retry-After": "1", "X-Request-Id": "r1"},
+        method="POST",
+        path="/viber/transactional/messages",
+    )
+    assert error.body == {"templateParams": {"pin": "***"}, "access_token": "***"}
+    assert error.headers == {"Retry-After": "1", "X-Request-Id": "r1"}
+    assert "482910" not in str(error)
+    assert "tok-SECRET" not in repr(error)
+    assert str(error).startswith("POST /viber/transactional/messages: HTTP 500")
+
+
+def test_validation_error_from_server_body_and_pickling() -> None:
+    error = ValidationError(
+        [("PARAM_CONTAINS_URL", "Parameter link must not contain a URL.")],
+        code="400019029",
+        developer_message="Parameter link must not contain a URL.",
+        status=400,
+    )
+    assert error.code == "400019029"
+    assert error.codes == ["PARAM_CONTAINS_URL"]
+    copy = pickle.loads(pickle.dumps(error))
+    assert copy.issues == error.issues
+    assert copy.code == "400019029"
+
+
+def test_rate_limit_error_carries_retry_after() -> None:
+    error = RateLimitError("slow down", retry_after=2.5, status=429)
+    assert error.retry_after == 2.5
+    assert error.status == 429
