@@ -1,0 +1,407 @@
+"""Access tokens: where they come from (token providers) and how a client keeps one fresh.
+
+- :class:`ClientCredentials` fetches tokens from Routee's OAuth server (client-credentials grant,
+  HTTP Basic ``application_id:application_secret``).
+- :class:`StaticToken` is a token you already have; it never expires on our side.
+- Anything with an ``async def fetch_token(http, auth_url) -> AccessToken`` method
+  (:class:`TokenProvider`) works too.
+
+The private :class:`TokenManager` caches the token, refreshes it ahead of its expiry and makes
+exactly one fetch however many coroutines need a token at the same time, including a storm of
+401 answers that all carry the same stale token.
+
+Secrets (the token's value, the application secret) never appear in a ``repr``, a log record
+or an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import aiohttp
+import attrs
+
+from . import _json
+from ._errors import (
+    APIStatusError,
+    AuthenticationError,
+    RateLimitError,
+    RouteeError,
+    ServerError,
+    TransportError,
+)
+from ._masking import MASK
+from ._retry import bare_path, parse_retry_after, transport_error_from
+
+__all__ = ["AccessToken", "ClientCredentials", "StaticToken", "TokenProvider"]
+
+logger = logging.getLogger("routee_viber_async")
+_monotonic = time.monotonic
+
+
+def _masked(_: object) -> str:
+    return MASK
+
+
+@attrs.frozen
+class AccessToken:
+    """A bearer token.
+
+    ``obtained_at`` and ``expires_at`` are :func:`time.monotonic` readings (``expires_at`` is
+    None for a token that does not expire). The value never shows in ``repr``.
+    """
+
+    value: str = attrs.field(repr=_masked)
+    expires_at: float | None = attrs.field(default=None, kw_only=True)
+    obtained_at: float = attrs.field(factory=_monotonic, kw_only=True)
+    token_type: str = attrs.field(default="Bearer", kw_only=True)
+
+    @classmethod
+    def from_expires_in(
+        cls,
+        value: str,
+        expires_in: float | None,
+        *,
+        obtained_at: float | None = None,
+        token_type: str = "Bearer",
+    ) -> AccessToken:
+        """A token obtained at ``obtained_at`` (default: now) and valid ``expires_in`` seconds."""
+        obtained = _monotonic() if obtained_at is None else obtained_at
+        expires_at = None if expires_in is None else obtained + expires_in
+        return cls(value, expires_at=expires_at, obtained_at=obtained, token_type=token_type)
+
+    def age(self, now: float | None = None) -> float:
+        """Seconds since the token was obtained."""
+        return (_monotonic() if now is None else now) - self.obtained_at
+
+    def remaining(self, now: float | None = None) -> float:
+        """Seconds until expiry (``inf`` for a token that does not expire)."""
+        if self.expires_at is None:
+            return math.inf
+        return self.expires_at - (_monotonic() if now is None else now)
+
+    def is_expired(self, now: float | None = None) -> bool:
+        """True once the token's lifetime is over."""
+        return self.remaining(now) <= 0
+
+
+@runtime_checkable
+class TokenProvider(Protocol):
+    """Something that can produce an access token (``ClientCredentials``, ``StaticToken``, ...).
+
+    ``fetch_token`` is called by the client whenever it needs a new token: at first use, ahead
+    of the current token's expiry, and after the API refused a token. It should raise
+    :class:`~routee_viber_async.AuthenticationError` when the credentials are refused.
+    """
+
+    async def fetch_token(self, http: aiohttp.ClientSession, auth_url: str) -> AccessToken:
+        """Obtain a fresh token, using ``http`` for any HTTP call."""
+        ...
+
+
+@attrs.frozen
+class StaticToken:
+    """An access token obtained elsewhere; used as it is and never refreshed on our side."""
+
+    value: str = attrs.field(repr=_masked, validator=attrs.validators.instance_of(str))
+
+    async def fetch_token(self, http: aiohttp.ClientSession, auth_url: str) -> AccessToken:
+        """Return the token (no HTTP call)."""
+        return AccessToken(self.value)
+
+
+@attrs.frozen
+class ClientCredentials:
+    """Routee application credentials (client-credentials grant).
+
+    ``fetch_token`` POSTs ``grant_type=client_credentials`` to the auth URL with HTTP Basic
+    authentication ``base64(application_id:application_secret)``. The secret never shows in
+    ``repr`` or in errors.
+    """
+
+    application_id: str = attrs.field(validator=attrs.validators.instance_of(str))
+    application_secret: str = attrs.field(repr=_masked, validator=attrs.validators.instance_of(str))
+
+    def _basic_authorization(self) -> str:
+        raw = f"{self.application_id}:{self.application_secret}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+    async def fetch_token(self, http: aiohttp.ClientSession, auth_url: str) -> AccessToken:
+        """Exchange the credentials for an access token.
+
+        Raises:
+            AuthenticationError: the auth server refused the credentials (HTTP 400, 401, 403),
+                or answered 2xx without a usable token.
+            RateLimitError, ServerError, APIStatusError: other error answers.
+            TransportError: the auth server could not be reached.
+        """
+        path = bare_path(_url_path(auth_url))
+        headers = {"Authorization": self._basic_authorization(), "Accept": "application/json"}
+        obtained_at = _monotonic()
+        try:
+            async with http.post(
+                auth_url,
+                data={"grant_type": "client_credentials"},
+                headers=headers,
+                allow_redirects=False,
+            ) as resp:
+                status = resp.status
+                raw = await resp.read()
+                resp_headers = dict(resp.headers)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise transport_error_from(exc, "POST", path) from exc
+        body = _decode_body(raw)
+        if 200 <= status < 300:
+            return _parse_token(body, status, resp_headers, path, obtained_at)
+        raise _auth_status_error(status, body, resp_headers, path)
+
+
+def _url_path(url: str) -> str:
+    scheme_sep = url.find("://")
+    rest = url[scheme_sep + 3 :] if scheme_sep >= 0 else url
+    slash = rest.find("/")
+    return rest[slash:] if slash >= 0 else "/"
+
+
+def _decode_body(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return _json.loads(raw)
+    except _json.JSONDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
+def _oauth_code(body: Any) -> str | None:
+    if isinstance(body, Mapping):
+        for key in ("error", "code"):
+            value = body.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                return str(value)
+    return None
+
+
+def _auth_status_error(
+    status: int, body: Any, headers: Mapping[str, str], path: str
+) -> APIStatusError:
+    code = _oauth_code(body)
+    detail = f" ({code})" if code else ""
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "body": body,
+        "headers": headers,
+        "method": "POST",
+        "path": path,
+    }
+    if status in (400, 401, 403):
+        return AuthenticationError(f"the auth server refused the credentials{detail}", **kwargs)
+    if status == 429:
+        retry_after = parse_retry_after(
+            next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+        )
+        return RateLimitError(
+            f"the auth server is rate limiting{detail}", retry_after=retry_after, **kwargs
+        )
+    if status >= 500:
+        return ServerError(f"the auth server failed{detail}", **kwargs)
+    return APIStatusError(f"unexpected answer from the auth server{detail}", **kwargs)
+
+
+def _parse_token(
+    body: Any, status: int, headers: Mapping[str, str], path: str, obtained_at: float
+) -> AccessToken:
+    value = body.get("access_token") if isinstance(body, Mapping) else None
+    if not isinstance(value, str) or not value:
+        raise AuthenticationError(
+            "the auth server answered without an access_token",
+            status=status,
+            body=body,
+            headers=headers,
+            method="POST",
+            path=path,
+        )
+    assert isinstance(body, Mapping)
+    expires_in: float | None
+    try:
+        expires_in = float(body["expires_in"])
+    except (KeyError, TypeError, ValueError):
+        expires_in = None
+    if expires_in is not None and (not math.isfinite(expires_in) or expires_in <= 0):
+        expires_in = None
+    token_type = body.get("token_type")
+    return AccessToken.from_expires_in(
+        value,
+        expires_in,
+        obtained_at=obtained_at,
+        token_type=token_type if isinstance(token_type, str) and token_type else "Bearer",
+    )
+
+
+def refresh_margin(lifetime: float, *, minimum: float = 30.0, fraction: float = 0.1) -> float:
+    """How long before expiry a token of ``lifetime`` seconds is refreshed.
+
+    ``max(minimum, fraction * lifetime)``, but never more than half the lifetime, so that even a
+    short-lived token is used for a while.
+    """
+    return min(max(minimum, fraction * lifetime), lifetime / 2)
+
+
+# A failed refresh-ahead (the old token still valid) is retried after at most this long.
+_SOFT_FAILURE_BACKOFF = 5.0
+_TRANSIENT = (TransportError, ServerError, RateLimitError)
+
+
+class TokenManager:
+    """Caches a provider's token, refreshes it ahead of expiry, one fetch at a time.
+
+    - ``token`` / ``refresh_at``: the current token and the monotonic time after which it
+      should be refreshed (the transport reads both on its fast path).
+    - :meth:`get` returns a usable token, fetching one when needed. While one coroutine
+      refreshes a token that is still valid, the others keep using it instead of waiting.
+    - :meth:`invalidate` is for a token the API refused: it fetches a new one unless another
+      coroutine already replaced that token, so any number of concurrent 401s carrying the same
+      stale token cause one fetch.
+    - Concurrent callers waiting for the same fetch share its outcome, failure included: bad
+      credentials cost one auth request, not one per caller.
+    """
+
+    __slots__ = (
+        "_error",
+        "_generation",
+        "_lock",
+        "_rejected",
+        "auth_url",
+        "fetches",
+        "margin_fraction",
+        "min_margin",
+        "provider",
+        "refresh_at",
+        "token",
+    )
+
+    def __init__(
+        self,
+        provider: TokenProvider,
+        auth_url: str,
+        *,
+        min_margin: float = 30.0,
+        margin_fraction: float = 0.1,
+    ) -> None:
+        self.provider = provider
+        self.auth_url = auth_url
+        self.min_margin = min_margin
+        self.margin_fraction = margin_fraction
+        self.token: AccessToken | None = None
+        self.refresh_at = -math.inf
+        #: How many times the provider was asked for a token.
+        self.fetches = 0
+        self._lock = asyncio.Lock()
+        self._generation = 0
+        self._error: BaseException | None = None
+        self._rejected: AccessToken | None = None
+
+    async def get(self, http: aiohttp.ClientSession) -> AccessToken:
+        """A token that is not due for refresh, fetching one if needed."""
+        token = self.token
+        if token is not None:
+            now = _monotonic()
+            if now < self.refresh_at:
+                return token
+            if self._lock.locked() and token is not self._rejected and not token.is_expired(now):
+                return token  # being refreshed ahead by someone else; still good meanwhile
+        return await self._refresh(http, stale=None)
+
+    async def invalidate(self, stale: AccessToken, http: aiohttp.ClientSession) -> AccessToken:
+        """The API refused ``stale``: return a newer token, fetching one only if needed."""
+        token = self.token
+        if token is not None and token is not stale:
+            return token
+        self._rejected = stale
+        self.refresh_at = -math.inf  # should this fetch fail, the next caller fetches again
+        return await self._refresh(http, stale=stale)
+
+    async def _refresh(
+        self, http: aiohttp.ClientSession, *, stale: AccessToken | None
+    ) -> AccessToken:
+        generation = self._generation
+        async with self._lock:
+            if self._generation != generation:
+                # A fetch finished while we waited: share its outcome.
+                if self._error is not None:
+                    raise self._error
+                token = self.token
+                if token is not None and token is not stale:
+                    return token
+            return await self._fetch(http, stale=stale)
+
+    async def _fetch(
+        self, http: aiohttp.ClientSession, *, stale: AccessToken | None
+    ) -> AccessToken:
+        previous = self.token
+        self.fetches += 1
+        try:
+            token = await self.provider.fetch_token(http, self.auth_url)
+        except RouteeError as exc:
+            error: RouteeError = exc
+        except (aiohttp.ClientError, OSError) as exc:  # a custom provider's raw aiohttp error
+            error = transport_error_from(exc, "POST", bare_path(_url_path(self.auth_url)))
+            error.__cause__ = exc
+        else:
+            if not isinstance(token, AccessToken):
+                raise TypeError(
+                    f"{type(self.provider).__name__}.fetch_token() returned "
+                    f"{type(token).__name__}, not AccessToken"
+                )
+            self._store(token)
+            return token
+        now = _monotonic()
+        self._generation += 1
+        if (
+            isinstance(error, _TRANSIENT)
+            and stale is None
+            and previous is not None
+            and not previous.is_expired(now)
+        ):
+            # Refreshing ahead failed, but the current token is still valid: keep using it,
+            # and try again a little later.
+            self._error = None
+            self.refresh_at = now + min(_SOFT_FAILURE_BACKOFF, previous.remaining(now) / 2)
+            if logger.isEnabledFor(logging.WARNING):
+                logger.warning(
+                    "could not refresh the access token ahead of expiry (%s); "
+                    "using the current one for %.0fs more",
+                    type(error).__name__,
+                    previous.remaining(now),
+                )
+            return previous
+        self._error = error
+        raise error
+
+    def _store(self, token: AccessToken) -> None:
+        self._generation += 1
+        self._error = None
+        self.token = token
+        expires_at = token.expires_at
+        if expires_at is None:
+            self.refresh_at = math.inf
+        else:
+            lifetime = max(0.0, expires_at - token.obtained_at)
+            margin = refresh_margin(
+                lifetime, minimum=self.min_margin, fraction=self.margin_fraction
+            )
+            self.refresh_at = expires_at - margin
+        if logger.isEnabledFor(logging.DEBUG):
+            remaining = token.remaining()
+            logger.debug(
+                "obtained an access token (%s)",
+                "no expiry" if math.isinf(remaining) else f"expires in {remaining:.0f}s",
+            )
+
+    def __repr__(self) -> str:
+        return f"<TokenManager provider={self.provider!r} fetches={self.fetches}>"

@@ -1,0 +1,450 @@
+"""The retry decision and its tenacity wiring.
+
+What is retried (:func:`classify`): connection errors, timeouts, HTTP 429 and 500/502/503/504.
+What is *ambiguous* (may have reached the server): a timeout or a dropped connection after the
+request was written, and HTTP 500/502/504. With ``RetryPolicy.retry_ambiguous_sends=False`` a
+non-idempotent request is not repeated after an ambiguous failure; 429, 503 and failures that
+happened before the request was written (refused connections, a keep-alive connection found
+closed before writing, a failed token fetch) are always safe to repeat.
+
+The transport makes a request's first attempt itself (no tenacity overhead on the happy path);
+only when that attempt fails with a retryable error does :class:`RetryRun` hand the call to
+tenacity's :class:`~tenacity.asyncio.AsyncRetrying`, which replays the first failure as its own
+attempt 1 and carries on from there (waits, stops, ``before_sleep`` logging).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import aiohttp
+from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity.asyncio import AsyncRetrying
+
+from ._config import RetryBudget, RetryPolicy
+from ._errors import (
+    APIStatusError,
+    RateLimitError,
+    RequestTimeoutError,
+    RouteeError,
+    ServerError,
+    TransportError,
+    outcome_unknown,
+)
+
+__all__ = [
+    "RETRYABLE_STATUSES",
+    "Decision",
+    "RetryEngine",
+    "RetryQuota",
+    "RetryRun",
+    "bare_path",
+    "classify",
+    "nothing_written",
+    "parse_retry_after",
+    "retry_after_of",
+    "set_attempts",
+    "transport_error_from",
+]
+
+logger = logging.getLogger("routee_viber_async")
+
+#: HTTP statuses worth another attempt.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# aiohttp raises this, with exactly this message, when it finds the transport closing *before*
+# writing a chunk: for our requests (headers and a small body leave in one write) that means
+# nothing at all reached the socket.
+_NOTHING_WRITTEN_MESSAGE = "Cannot write to closing transport"
+# Errors that no retry can cure.
+_FATAL_CAUSES: tuple[type[BaseException], ...] = (
+    aiohttp.InvalidURL,
+    aiohttp.ClientConnectorCertificateError,
+)
+_monotonic = time.monotonic
+
+
+def set_attempts(exc: RouteeError, attempts: int) -> None:
+    """Record on ``exc`` how many HTTP attempts the call made (``exc.attempts``)."""
+    exc.attempts = attempts
+
+
+def bare_path(path: str) -> str:
+    """``path`` without its query string (for logs and errors)."""
+    return path.partition("?")[0]
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait according to a ``Retry-After`` header value, or None if unusable.
+
+    Accepts delay-seconds (``"120"``, also ``"1.5"``) and an HTTP date
+    (``"Wed, 21 Oct 2015 07:28:00 GMT"``). A date in the past, or a negative number, means 0.
+    The value is not capped here: callers cap it with ``RetryPolicy.max_retry_after``.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    """The server's ``Retry-After`` (in seconds) carried by a 429 or 503 error, if any."""
+    if isinstance(exc, RateLimitError):
+        return exc.retry_after
+    if isinstance(exc, ServerError) and exc.status == 503:
+        return parse_retry_after(_header(exc.headers, "retry-after"))
+    return None
+
+
+def nothing_written(exc: BaseException) -> bool:
+    """True when aiohttp gave up before writing any byte of the request.
+
+    aiohttp checks the transport before every write and raises ``ClientConnectionResetError``
+    ("Cannot write to closing transport") when the connection was already closing: typically a
+    pooled keep-alive connection that the server closed and whose FIN the event loop processed
+    between handing the connection out and writing to it. The error arrives either as it is or
+    as the cause of a ``ClientOSError`` ("Can not write request body"). Anything else that
+    happens after the connection was handed out may follow a write, so it is not "nothing".
+    """
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if (
+            isinstance(current, aiohttp.ClientConnectionResetError)
+            and current.args
+            and current.args[0] == _NOTHING_WRITTEN_MESSAGE
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    # Never str(exc): aiohttp's messages may carry the full URL with its query string.
+    # An OSError's strerror is the system's text only when errno is set; aiohttp builds some
+    # OSErrors as (None, message-with-URL).
+    name = type(exc).__name__
+    if isinstance(exc, OSError) and isinstance(exc.errno, int) and exc.strerror:
+        return f"{name}: {exc.strerror}"
+    return name
+
+
+def transport_error_from(exc: BaseException, method: str, path: str) -> TransportError:
+    """Map an aiohttp or timeout exception to a :class:`TransportError` with ``request_sent``.
+
+    ``request_sent`` is False when the request certainly did not leave (the connection could
+    not be made, or was found closed before anything was written), True when it may have
+    reached the server.
+    """
+    path = bare_path(path)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return RequestTimeoutError(
+            f"timed out connecting ({_describe(exc)})",
+            method=method,
+            path=path,
+            request_sent=False,
+        )
+    if isinstance(exc, TimeoutError):
+        return RequestTimeoutError(
+            "timed out waiting for the answer", method=method, path=path, request_sent=True
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.InvalidURL):
+        return TransportError(
+            f"cannot connect ({_describe(exc)})", method=method, path=path, request_sent=False
+        )
+    if nothing_written(exc):
+        return TransportError(
+            f"connection closed before the request was written ({_describe(exc)})",
+            method=method,
+            path=path,
+            request_sent=False,
+        )
+    return TransportError(
+        f"connection failed ({_describe(exc)})", method=method, path=path, request_sent=True
+    )
+
+
+class Decision(NamedTuple):
+    """Why an error may be retried, and what that retry means."""
+
+    reason: str
+    ambiguous: bool
+    timeout: bool
+
+
+def classify(exc: BaseException) -> Decision | None:
+    """The retry decision for one failed attempt, or None when it must not be retried.
+
+    ``ambiguous`` is True when the request may have been applied by the server; callers
+    combine it with idempotency and ``retry_ambiguous_sends``.
+    """
+    if isinstance(exc, APIStatusError):
+        status = exc.status
+        if status not in RETRYABLE_STATUSES:
+            return None
+        return Decision(f"HTTP {status}", outcome_unknown(exc), False)
+    if isinstance(exc, TransportError):
+        if isinstance(exc.__cause__, _FATAL_CAUSES):
+            return None
+        sent = outcome_unknown(exc)
+        timeout = isinstance(exc, RequestTimeoutError)
+        kind = "timeout" if timeout else "connection error"
+        return Decision(kind if sent else f"{kind} before sending", sent, timeout)
+    return None
+
+
+class RetryQuota:
+    """The running state of a :class:`RetryBudget` (one per client, shared by its views)."""
+
+    __slots__ = ("capacity", "level", "retry_cost", "success_refund", "timeout_cost")
+
+    def __init__(self, budget: RetryBudget) -> None:
+        self.capacity = budget.capacity
+        self.level = budget.capacity
+        self.retry_cost = budget.retry_cost
+        self.timeout_cost = budget.timeout_cost
+        self.success_refund = budget.success_refund
+
+    def acquire(self, timeout: bool) -> int | None:
+        """Take the price of one retry; return it, or None when the budget cannot pay."""
+        cost = self.timeout_cost if timeout else self.retry_cost
+        if cost > self.level:
+            return None
+        self.level -= cost
+        return cost
+
+    def release(self, amount: int) -> None:
+        """Give ``amount`` tokens back, up to the capacity."""
+        level = self.level + amount
+        self.level = level if level < self.capacity else self.capacity
+
+    def on_first_success(self) -> None:
+        """A request succeeded at its first attempt."""
+        if self.level < self.capacity:
+            self.release(self.success_refund)
+
+    def __repr__(self) -> str:
+        return f"<RetryQuota {self.level}/{self.capacity}>"
+
+
+class RetryEngine:
+    """The retry machinery of one transport view: its policy, quota and tenacity pieces.
+
+    Built once per view, so a call that needs retries allocates only its :class:`RetryRun`
+    and tenacity's controller.
+    """
+
+    __slots__ = ("backoff", "closed", "policy", "quota", "sleep", "stop_attempts")
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        quota: RetryQuota | None,
+        *,
+        sleep: Callable[[float], Awaitable[None]],
+        closed: Callable[[], bool],
+    ) -> None:
+        self.policy = policy
+        self.quota = quota if policy.budget is not None else None
+        self.sleep = sleep
+        self.closed = closed
+        self.backoff = wait_random_exponential(
+            multiplier=policy.initial_backoff, max=policy.max_backoff
+        )
+        self.stop_attempts = stop_after_attempt(policy.max_attempts)
+
+    def begin(self, method: str, path: str, *, idempotent: bool, started: float) -> RetryRun:
+        """The retry state of one call that started at ``started`` (``time.monotonic()``)."""
+        return RetryRun(self, method, path, idempotent=idempotent, started=started)
+
+
+class RetryRun:
+    """One call's retry state, and the callbacks tenacity runs for it.
+
+    The transport updates ``attempts`` (HTTP requests made to the API), ``before_send`` (the
+    current attempt failed before its request was written, e.g. while fetching a token) and
+    ``replayed`` (the one token-refresh replay was used) while attempts run.
+    """
+
+    __slots__ = (
+        "_decision",
+        "_engine",
+        "_first_error",
+        "acquired",
+        "attempts",
+        "before_send",
+        "idempotent",
+        "method",
+        "path",
+        "replayed",
+        "started",
+    )
+
+    def __init__(
+        self, engine: RetryEngine, method: str, path: str, *, idempotent: bool, started: float
+    ) -> None:
+        self._engine = engine
+        self._decision: Decision | None = None
+        self._first_error: BaseException | None = None
+        self.method = method
+        self.path = bare_path(path)
+        self.idempotent = idempotent
+        self.started = started
+        self.attempts = 0
+        self.acquired = 0
+        self.before_send = False
+        self.replayed = False
+
+    # -- the decision -------------------------------------------------------------------------
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """tenacity's ``retry`` predicate (never True for CancelledError or foreign errors)."""
+        self._decision = None
+        if not isinstance(exc, RouteeError) or self._engine.closed():
+            return False
+        decision = classify(exc)
+        if decision is None:
+            return False
+        if self.before_send and decision.ambiguous:
+            decision = Decision(f"{decision.reason} before sending", False, decision.timeout)
+        if (
+            decision.ambiguous
+            and not self.idempotent
+            and not self._engine.policy.retry_ambiguous_sends
+        ):
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "not retrying %s %s after %s: it may have reached the server "
+                    "(retry_ambiguous_sends=False)",
+                    self.method,
+                    self.path,
+                    decision.reason,
+                )
+            return False
+        self._decision = decision
+        return True
+
+    def could_retry(self) -> bool:
+        """Whether the policy allows any retry at all."""
+        return self._engine.policy.max_attempts > 1
+
+    def remaining(self) -> float | None:
+        """Seconds left before the policy's deadline (None when there is no deadline)."""
+        deadline = self._engine.policy.deadline
+        if deadline is None:
+            return None
+        return deadline - (_monotonic() - self.started)
+
+    # -- tenacity callbacks -------------------------------------------------------------------
+
+    def _wait(self, state: RetryCallState) -> float:
+        engine = self._engine
+        policy = engine.policy
+        seconds = engine.backoff(state)
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None and outcome.failed else None
+        if error is not None:
+            retry_after = retry_after_of(error)
+            if retry_after is not None:
+                seconds = max(seconds, min(retry_after, policy.max_retry_after))
+        return float(seconds * policy.sleep_scale)
+
+    def _stop(self, state: RetryCallState) -> bool:
+        engine = self._engine
+        if engine.stop_attempts(state):
+            return True
+        remaining = self.remaining()
+        if remaining is not None and state.upcoming_sleep >= remaining:
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "not retrying %s %s: the next attempt would start after the deadline",
+                    self.method,
+                    self.path,
+                )
+            return True
+        quota = engine.quota
+        if quota is not None:
+            decision = self._decision
+            cost = quota.acquire(decision is not None and decision.timeout)
+            if cost is None:
+                if logger.isEnabledFor(logging.INFO):
+                    logger.info(
+                        "not retrying %s %s: the client's retry budget is exhausted",
+                        self.method,
+                        self.path,
+                    )
+                return True
+            self.acquired = cost
+        return False
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        if logger.isEnabledFor(logging.INFO):
+            decision = self._decision
+            logger.info(
+                "retrying %s %s in %.3fs: try %d of %d failed (%s)",
+                self.method,
+                self.path,
+                state.upcoming_sleep,
+                state.attempt_number,
+                self._engine.policy.max_attempts,
+                decision.reason if decision is not None else "error",
+            )
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def _replay_first_then(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        first = self._first_error
+        if first is not None:
+            self._first_error = None
+            raise first
+        return await attempt()
+
+    async def run(self, attempt: Callable[[], Awaitable[Any]], first_error: BaseException) -> Any:
+        """Retry ``attempt`` with tenacity, counting ``first_error`` as its attempt 1.
+
+        Returns the first successful result; raises the last error when tenacity stops.
+        """
+        engine = self._engine
+        self._first_error = first_error
+        retrying = AsyncRetrying(
+            sleep=engine.sleep,
+            stop=self._stop,
+            wait=self._wait,
+            retry=retry_if_exception(self.should_retry),
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        result: Any = await retrying(self._replay_first_then, attempt)
+        quota = engine.quota
+        if quota is not None and self.acquired:
+            quota.release(self.acquired)
+        return result
