@@ -1,0 +1,139 @@
+"""``RouteeViberClient``: the entry point, owning one transport and exposing the resources."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+
+from ._auth import ClientCredentials, StaticToken, TokenProvider
+from ._config import RetryPolicy
+from ._transport import Transport
+from .resources import MessagesResource, TemplatesResource, TrackingResource
+
+__all__ = ["DEFAULT_AUTH_URL", "DEFAULT_BASE_URL", "RouteeViberClient"]
+
+DEFAULT_BASE_URL = "https://connect.routee.net"
+DEFAULT_AUTH_URL = "https://auth.routee.net/oauth/token"
+
+
+class RouteeViberClient:
+    """An async client for Routee's Viber Business Messages API.
+
+    One client owns one HTTP connection pool, one OAuth token (refreshed ahead of expiry, once
+    for any number of concurrent callers) and one semaphore over in-flight requests. Use it as
+    ``async with RouteeViberClient(...) as client:`` or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        *,
+        credentials: TokenProvider,
+        base_url: str = DEFAULT_BASE_URL,
+        auth_url: str = DEFAULT_AUTH_URL,
+        max_concurrency: int = 100,
+        retry: RetryPolicy | None = None,
+        timeout: float | aiohttp.ClientTimeout = 10.0,
+        session: aiohttp.ClientSession | None = None,
+        forbidden_refresh_after: float = 60.0,
+    ) -> None:
+        self._transport = Transport(
+            token_provider=credentials,
+            base_url=base_url,
+            auth_url=auth_url,
+            max_concurrency=max_concurrency,
+            retry=retry if retry is not None else RetryPolicy(),
+            timeout=timeout,
+            session=session,
+            forbidden_refresh_after=forbidden_refresh_after,
+        )
+
+    @classmethod
+    def _from_transport(cls, transport: Transport) -> Self:
+        client = cls.__new__(cls)
+        client._transport = transport
+        return client
+
+    @classmethod
+    def from_env(cls, **options: object) -> Self:
+        """A client configured from the environment.
+
+        ``ROUTEE_APPLICATION_ID`` and ``ROUTEE_APPLICATION_SECRET`` (or ``ROUTEE_ACCESS_TOKEN``),
+        and optionally ``ROUTEE_BASE_URL`` and ``ROUTEE_AUTH_URL``. Keyword ``options`` are
+        passed on to the constructor and win over the environment.
+        """
+        env = os.environ
+        credentials: TokenProvider
+        if env.get("ROUTEE_APPLICATION_ID") and env.get("ROUTEE_APPLICATION_SECRET"):
+            credentials = ClientCredentials(
+                env["ROUTEE_APPLICATION_ID"], env["ROUTEE_APPLICATION_SECRET"]
+            )
+        elif env.get("ROUTEE_ACCESS_TOKEN"):
+            credentials = StaticToken(env["ROUTEE_ACCESS_TOKEN"])
+        elif "credentials" not in options:
+            raise ValueError(
+                "set ROUTEE_APPLICATION_ID and ROUTEE_APPLICATION_SECRET, or ROUTEE_ACCESS_TOKEN"
+            )
+        kwargs: dict[str, object] = {}
+        if "credentials" not in options:
+            kwargs["credentials"] = credentials
+        if env.get("ROUTEE_BASE_URL"):
+            kwargs["base_url"] = env["ROUTEE_BASE_URL"]
+        if env.get("ROUTEE_AUTH_URL"):
+            kwargs["auth_url"] = env["ROUTEE_AUTH_URL"]
+        kwargs.update(options)
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    def with_options(
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+    ) -> Self:
+        """A view of this client with other retry or timeout settings.
+
+        The view shares the connection pool, the token and the semaphore; closing it does not
+        close them.
+        """
+        return self._from_transport(self._transport.with_options(retry=retry, timeout=timeout))
+
+    @cached_property
+    def templates(self) -> TemplatesResource:
+        """Transactional templates: list, get, create, update the callback, delete."""
+        return TemplatesResource(self._transport)
+
+    @cached_property
+    def messages(self) -> MessagesResource:
+        """Sends: ``send``, legacy ``send_otp`` and the ``send_many`` fan-out."""
+        return MessagesResource(self._transport)
+
+    @cached_property
+    def tracking(self) -> TrackingResource:
+        """Delivery status: ``get`` and ``wait``."""
+        return TrackingResource(self._transport)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._transport.closed
+
+    async def close(self) -> None:
+        """Close the connection pool (never a caller-owned session). Idempotent."""
+        await self._transport.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<RouteeViberClient base_url={self._transport.base_url!r}>"

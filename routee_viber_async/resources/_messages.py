@@ -1,0 +1,83 @@
+"""``POST /viber/transactional/messages`` and legacy ``POST /viber/otp``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._converter import WIRE, from_wire
+from .._json import dumps
+from .._requests import LegacyOtp, SendMessage
+from .._responses import OtpResult, SendResult, Template
+from .._seq import next_seq
+from ._base import Resource
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterable, AsyncIterator, Iterable
+
+    from ._fanout import SendOutcome
+
+__all__ = ["MessagesResource"]
+
+_SEND_PATH = "/viber/transactional/messages"
+_OTP_PATH = "/viber/otp"
+
+
+class MessagesResource(Resource):
+    """Sending approved templates, one at a time or fanned out."""
+
+    __slots__ = ()
+
+    async def send(
+        self, message: SendMessage, *, template: Template | None = None, validate: bool = True
+    ) -> SendResult:
+        """Send one message; returns once Routee accepted it (not yet delivered).
+
+        The message is checked locally first (with ``template`` also against its parameters and
+        languages). Without ``seq`` it gets one before the first attempt.
+        """
+        result, _ = await self.send_counted(message, template=template, validate=validate)
+        return result
+
+    async def send_counted(
+        self, message: SendMessage, *, template: Template | None = None, validate: bool = True
+    ) -> tuple[SendResult, int]:
+        """:meth:`send`, also returning how many HTTP attempts it took."""
+        if validate:
+            message.validate(template)
+        body = WIRE.unstructure(message)
+        if message.seq is None:
+            body["seq"] = next_seq()
+        data, attempts = await self._transport.request_counted(
+            "POST", _SEND_PATH, body=dumps(body), idempotent=False
+        )
+        return from_wire(data, SendResult), attempts
+
+    async def send_otp(self, otp: LegacyOtp, *, validate: bool = True) -> OtpResult:
+        """Send an OTP through the legacy ``POST /viber/otp`` endpoint (seed 000)."""
+        if validate:
+            otp.validate()
+        body = WIRE.unstructure(otp)
+        if otp.seq is None:
+            body["seq"] = next_seq()
+        data = await self._transport.request("POST", _OTP_PATH, body=dumps(body), idempotent=False)
+        return from_wire(data, OtpResult)
+
+    def send_many(
+        self,
+        messages: Iterable[SendMessage] | AsyncIterable[SendMessage],
+        *,
+        concurrency: int | None = None,
+        rate_limit: float | None = None,
+        template: Template | None = None,
+    ) -> AsyncIterator[SendOutcome]:
+        """Send every message, yielding one :class:`SendOutcome` per input in completion order.
+
+        Inputs are read lazily; at most ``concurrency`` sends are in flight (default: the
+        client's ``max_concurrency``) and ``rate_limit`` caps sends per second. One failure never
+        stops the rest: errors are captured in their outcome, never raised.
+        """
+        from ._fanout import fan_out
+
+        return fan_out(
+            self, messages, concurrency=concurrency, rate_limit=rate_limit, template=template
+        )
