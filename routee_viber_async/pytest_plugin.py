@@ -1,0 +1,73 @@
+"""pytest plugin (entry point ``pytest11``): fixtures ``routee_sandbox`` and ``routee_client``.
+
+``routee_sandbox`` yields a started :class:`~routee_viber_async.sandbox.Sandbox` with delays
+fast enough for tests, and ``routee_client`` a client pointed at it. Override the
+``routee_sandbox_options`` fixture to change its options::
+
+    @pytest.fixture
+    def routee_sandbox_options(routee_sandbox_options):
+        return {**routee_sandbox_options, "failed_share": 0.2}
+
+The async fixtures need pytest-asyncio (the ``dev`` extra). Without it this plugin still loads,
+so that installing the SDK never breaks a test session; only the async fixtures are missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import pytest
+
+if TYPE_CHECKING:
+    from ._client import RouteeViberClient
+    from .sandbox import Sandbox
+
+__all__ = ["SANDBOX_TEST_OPTIONS", "routee_client", "routee_sandbox", "routee_sandbox_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The ``routee_sandbox`` fixture's default options: every delay well under a tenth of a second.
+SANDBOX_TEST_OPTIONS: dict[str, Any] = {
+    "moderation_delay": 0.02,
+    "delivery_delay": 0.02,
+    "callback_retry_delay": 0.02,
+    "callback_timeout": 2.0,
+    "seed": 1234,
+}
+
+
+def _async_fixture(function: F) -> F:
+    try:
+        import pytest_asyncio
+    except ImportError:  # pragma: no cover - pytest-asyncio is a dev dependency
+        return function
+    return cast(F, pytest_asyncio.fixture(function))
+
+
+@pytest.fixture
+def routee_sandbox_options() -> dict[str, Any]:
+    """Keyword options of the ``routee_sandbox`` fixture (override to change them)."""
+    return dict(SANDBOX_TEST_OPTIONS)
+
+
+@_async_fixture
+async def routee_sandbox(routee_sandbox_options: dict[str, Any]) -> AsyncIterator[Sandbox]:
+    """A started sandbox with fast delays, closed after the test."""
+    from .sandbox import Sandbox
+
+    async with Sandbox(**routee_sandbox_options) as sandbox:
+        yield sandbox
+
+
+@_async_fixture
+async def routee_client(routee_sandbox: Sandbox) -> AsyncIterator[RouteeViberClient]:
+    """A :class:`RouteeViberClient` pointed at ``routee_sandbox``, closed after the test."""
+    from ._client import RouteeViberClient
+
+    async with RouteeViberClient(
+        credentials=routee_sandbox.credentials,
+        base_url=routee_sandbox.base_url,
+        auth_url=routee_sandbox.auth_url,
+    ) as client:
+        yield client
