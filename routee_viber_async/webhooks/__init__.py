@@ -1,0 +1,67 @@
+"""Receiving Routee's callbacks: parsers, duplicate dropping, and waiting for a final status.
+
+Routee POSTs two different payloads, usually to two URLs (seed 001): a **delivery callback** to
+a send's ``callbackUrl`` and a **moderation callback** to a template's ``callbackUrl``::
+
+    from routee_viber_async.webhooks import parse_callback, parse_delivery_callback
+
+    callback = parse_delivery_callback(request_body)   # bytes, str or a decoded dict
+    callback.tracking_id, callback.status.name          # "304177c4-...", DeliveryStatus.DELIVERED
+
+A malformed body raises :class:`~routee_viber_async.ValidationError` naming the field (never its
+value). Routee retries a callback until it gets a 2xx, so drop repeats by ``callback.key`` with a
+:class:`Deduplicator`, and resolve ``await waiter.wait(tracking_id)`` with a
+:class:`DeliveryWaiter` fed by the delivery endpoint.
+
+Ready-made endpoints: :func:`routee_viber_async.integrations.fastapi.webhook_router` and
+:func:`routee_viber_async.integrations.aiohttp.webhook_routes` (this module imports neither
+framework).
+"""
+
+import attrs as _attrs
+
+from ._dedup import Deduplicator
+from ._parse import (
+    CallbackBody,
+    CallbackKind,
+    callback_kind,
+    parse_callback,
+    parse_delivery_callback,
+    parse_moderation_callback,
+)
+from ._receiver import (
+    DEFAULT_MAX_BODY_SIZE,
+    DeliveryHandler,
+    EndpointKind,
+    ModerationHandler,
+    WebhookAnswer,
+    WebhookReceiver,
+    with_token,
+)
+from ._waiter import DeliveryOutcome, DeliveryWaiter, SupportsTracking
+
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "CallbackBody",
+    "CallbackKind",
+    "Deduplicator",
+    "DeliveryHandler",
+    "DeliveryOutcome",
+    "DeliveryWaiter",
+    "EndpointKind",
+    "ModerationHandler",
+    "SupportsTracking",
+    "WebhookAnswer",
+    "WebhookReceiver",
+    "callback_kind",
+    "parse_callback",
+    "parse_delivery_callback",
+    "parse_moderation_callback",
+    "with_token",
+]
+
+# Reprs and tracebacks read ``routee_viber_async.webhooks.X`` (annotations resolved first).
+_attrs.resolve_types(WebhookAnswer)
+for _cls in (Deduplicator, DeliveryWaiter, WebhookAnswer, WebhookReceiver):
+    _cls.__module__ = __name__
+del _cls

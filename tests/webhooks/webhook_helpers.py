@@ -1,0 +1,71 @@
+"""Helpers of the webhook tests: real loopback servers for FastAPI (uvicorn) and aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import uvicorn
+from aiohttp import web
+from fastapi import FastAPI
+
+from routee_viber_async.integrations.aiohttp import webhook_routes
+from routee_viber_async.integrations.fastapi import webhook_router
+
+#: ``async with serve(**router_options) as base_url``.
+ServeWebhooks = Callable[..., AbstractAsyncContextManager[str]]
+
+
+@asynccontextmanager
+async def serve_asgi(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn did not start")
+            await asyncio.sleep(0.005)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@asynccontextmanager
+async def serve_aiohttp(app: web.Application) -> AsyncIterator[str]:
+    """Serve an aiohttp app on a free loopback port; yields its base URL."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def serve_fastapi_router(**options: Any) -> AsyncIterator[str]:
+    app = FastAPI()
+    app.include_router(webhook_router(**options))
+    async with serve_asgi(app) as url:
+        yield url
+
+
+@asynccontextmanager
+async def serve_aiohttp_routes(**options: Any) -> AsyncIterator[str]:
+    app = web.Application()
+    app.add_routes(webhook_routes(**options))
+    async with serve_aiohttp(app) as url:
+        yield url
