@@ -1,16 +1,37 @@
 """``messages.send_many``: a streaming fan-out with bounded memory.
 
-A fixed pool of ``concurrency`` workers pulls messages from the input one at a time (so a
-generator of a million messages is never materialised) and pushes one :class:`SendOutcome` per
-input into a bounded queue that the caller's ``async for`` drains. Closing the iterator (break,
-``aclose()``, cancellation) stops the pulls, cancels the sends in flight and awaits every worker.
+A pool of at most ``concurrency`` worker tasks pulls messages from the input one at a time (so a
+generator of a million messages is never materialised), sends each through the client (its
+semaphore, token and retries) and appends one :class:`SendOutcome` per input to a short buffer
+that the caller's ``async for`` drains. Backpressure: a worker pulls the next input only while
+at most ``concurrency`` outcomes wait in the buffer, so at most ``2 * concurrency`` inputs are
+held at any time (in flight plus buffered), whatever the input's length.
+
+The iterator is not an async generator, so that leaving the loop needs no help from the garbage
+collector or the event loop's asyncgen hooks:
+
+- ``break`` out of ``async for outcome in client.messages.send_many(...)`` drops the last
+  reference to the iterator; its ``__del__`` stops the pulls and cancels the sends in flight at
+  once (CPython frees it on the spot). When the iterator is also held elsewhere (a variable),
+  it could still be resumed, so it is only stopped by ``aclose()``, by leaving an
+  ``async with client.messages.send_many(...) as outcomes:`` block, or once it is freed; in the
+  meantime the workers pause as soon as the buffer is full.
+- ``aclose()`` and cancelling the consuming task while it awaits the next outcome stop the pulls,
+  cancel the sends in flight and wait until every worker has ended.
+
+Per message the workers do little beyond the send itself: no task and no queue machinery per
+message; they allocate the outcome, for a message without ``seq`` its copy carrying the assigned
+``seq``, and a future only when the consumer (or a worker facing a full buffer) has to wait.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from functools import partial
+from operator import attrgetter
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -20,12 +41,14 @@ from .._errors import RouteeError, ValidationError, outcome_unknown
 from .._requests import SendMessage
 from .._responses import SendResult, Template
 from .._seq import next_seq
-from .._validation import Code
+from .._validation import Code, check_positive_number, raise_if
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Coroutine
+
     from ._messages import MessagesResource
 
-__all__ = ["SendOutcome", "fan_out"]
+__all__ = ["SendManyIterator", "SendOutcome", "fan_out"]
 
 
 @attrs.frozen
@@ -55,110 +78,367 @@ class SendOutcome:
 
 
 _END: Any = object()
+_WORKERS: set[asyncio.Task[None]] = set()  # every fan-out's workers, until they end
+
+# -- copying a message to give it a seq -------------------------------------------------------
+
+_FIELDS = tuple(a.name for a in attrs.fields(SendMessage))
+_SEQ_AT = _FIELDS.index("seq")
+_before_seq = attrgetter(*_FIELDS[:_SEQ_AT])
+_after_seq = attrgetter(*_FIELDS[_SEQ_AT + 1 :])
+_new_message: Callable[..., SendMessage] = SendMessage
 
 
-def _rate_limiter(rate: float | None) -> AsyncLimiter | None:
+def _with_seq(message: SendMessage, seq: int) -> SendMessage:
+    """``attrs.evolve(message, seq=seq)`` in half the time (positional ``__init__``)."""
+    if type(message) is not SendMessage:  # a subclass may have more fields
+        return attrs.evolve(message, seq=seq)
+    return _new_message(*_before_seq(message), seq, *_after_seq(message))
+
+
+# -- options ----------------------------------------------------------------------------------
+
+
+def _positive_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError([(Code.INVALID_FIELD, "concurrency must be a positive integer.")])
+    return value
+
+
+def _rate_limiter(rate: object) -> AsyncLimiter | None:
+    """Sends per second as a leaky bucket that lets through a burst of ``max(1, rate / 10)``."""
     if rate is None:
         return None
-    if rate <= 0:
-        raise ValidationError([(Code.INVALID_FIELD, "rate_limit must be a positive number.")])
-    # Tenths of a second: smooth at high rates, and at most a tenth of a second's burst.
-    period = 0.1 if rate >= 10 else 1.0
-    return AsyncLimiter(rate * period, period)
+    raise_if(check_positive_number(rate, "rate_limit"))
+    assert isinstance(rate, int | float)
+    # A tenth of a second's worth at high rates (smooth, yet cheap), one send at low ones: the
+    # bucket must hold at least one send, or aiolimiter refuses every acquire.
+    burst = max(1.0, rate / 10)
+    return AsyncLimiter(burst, burst / rate)
 
 
-async def fan_out(
+def fan_out(
     messages_resource: MessagesResource,
     messages: Iterable[SendMessage] | AsyncIterable[SendMessage],
     *,
     concurrency: int | None,
     rate_limit: float | None,
     template: Template | None,
-) -> AsyncIterator[SendOutcome]:
-    """The generator behind ``send_many``; see there."""
-    workers_wanted = concurrency or messages_resource._transport.max_concurrency
-    if isinstance(workers_wanted, bool) or workers_wanted < 1:
-        raise ValidationError([(Code.INVALID_FIELD, "concurrency must be a positive integer.")])
-    limiter = _rate_limiter(rate_limit)
-    pull = _puller(messages)
-    indexes = itertools.count()
-    outcomes: asyncio.Queue[SendOutcome | object] = asyncio.Queue(maxsize=workers_wanted)
-    source_error: list[BaseException] = []
-    live = workers_wanted
+) -> SendManyIterator:
+    """The iterator behind ``send_many``; see there. Options are checked here, at the call."""
+    workers = messages_resource._transport.max_concurrency if concurrency is None else concurrency
+    return SendManyIterator(
+        messages_resource.send_counted,
+        messages,
+        _positive_int(workers),
+        _rate_limiter(rate_limit),
+        template,
+    )
 
-    async def send_one(index: int, message: Any) -> SendOutcome:
-        if not isinstance(message, SendMessage):
-            error = ValidationError([(Code.INVALID_FIELD, f"input {index} is not a SendMessage")])
-            return SendOutcome(index, message, None, error, 0)
-        if message.seq is None:
-            message = attrs.evolve(message, seq=next_seq())
-        try:
-            result, attempts = await messages_resource.send_counted(message, template=template)
-        except Exception as exc:  # captured in the outcome, never raised
-            attempts = exc.attempts if isinstance(exc, RouteeError) else 0
-            return SendOutcome(index, message, None, exc, attempts)
-        return SendOutcome(index, message, result, None, attempts)
 
-    async def worker() -> None:
-        nonlocal live
+# -- the iterator -----------------------------------------------------------------------------
+
+
+class SendManyIterator:
+    """The async iterator of :class:`SendOutcome` that ``messages.send_many`` returns.
+
+    Nothing is sent before the first ``__anext__``. Also an async context manager whose exit
+    calls :meth:`aclose`.
+    """
+
+    __slots__ = ("_pump",)
+
+    def __init__(
+        self,
+        send: Callable[..., Awaitable[tuple[SendResult, int]]],
+        messages: Iterable[Any] | AsyncIterable[Any],
+        concurrency: int,
+        limiter: AsyncLimiter | None,
+        template: Template | None,
+    ) -> None:
+        self._pump = _Pump(send, messages, concurrency, limiter, template)
+
+    def __aiter__(self) -> SendManyIterator:
+        return self
+
+    async def __anext__(self) -> SendOutcome:
+        pump = self._pump
+        ready = pump.ready
+        while not ready:
+            if pump.state is not _RUNNING:
+                if pump.state is _NEW:
+                    pump.start()
+                    continue
+                raise StopAsyncIteration
+            if pump.live == 0:  # every worker has ended and every outcome was yielded
+                pump.state = _DONE
+                error, pump.error = pump.error, None
+                if error is not None:
+                    raise error
+                raise StopAsyncIteration
+            if pump.consumer is not None:
+                raise RuntimeError("send_many(): another task is already awaiting an outcome")
+            while pump.paused:  # (not needed by the accounting; a cheap guarantee of progress)
+                pump.resume_one()
+            waiter = pump.consumer = pump.running_loop().create_future()
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                # Like an async generator, a cancelled __anext__ ends the iteration.
+                pump.consumer = None
+                await pump.stop()
+                raise
+        outcome: SendOutcome = ready.popleft()
+        if pump.paused and len(ready) < pump.room:
+            pump.resume_one()
+        return outcome
+
+    async def aclose(self) -> None:
+        """Stop: pull no more input, cancel the sends in flight and wait for every worker.
+
+        Outcomes not yet yielded are dropped. Idempotent.
+        """
+        await self._pump.stop()
+
+    async def __aenter__(self) -> SendManyIterator:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._pump.stop()
+
+    def __del__(self) -> None:
+        # The consumer let go (typically a ``break``): stop now rather than leave the workers
+        # sending until the garbage collector or the loop's shutdown gets to them.
+        pump = getattr(self, "_pump", None)
+        if pump is not None and pump.state is _RUNNING and pump.live:
+            pump.cancel_soon()
+
+    def __repr__(self) -> str:
+        pump = self._pump
+        return (
+            f"<SendManyIterator {pump.state}: {pump.index} pulled, {pump.live} workers, "
+            f"{len(pump.ready)} outcomes waiting>"
+        )
+
+
+_NEW = "not started"
+_RUNNING = "running"
+_DONE = "done"
+_CLOSED = "closed"
+
+
+class _Pump:
+    """The state and the workers of one ``send_many``; holds no reference to its iterator, so
+    that dropping the iterator frees it at once and its ``__del__`` can stop the workers."""
+
+    __slots__ = (
+        "concurrency",
+        "consumer",
+        "error",
+        "index",
+        "limiter",
+        "live",
+        "loop",
+        "messages",
+        "paused",
+        "ready",
+        "room",
+        "send",
+        "state",
+        "stopping",
+        "tasks",
+        "template",
+    )
+
+    def __init__(
+        self,
+        send: Callable[..., Awaitable[tuple[SendResult, int]]],
+        messages: Iterable[Any] | AsyncIterable[Any],
+        concurrency: int,
+        limiter: AsyncLimiter | None,
+        template: Template | None,
+    ) -> None:
+        self.send = send
+        self.messages: Iterable[Any] | AsyncIterable[Any] | None = messages
+        self.concurrency = concurrency
+        # Workers pull only while fewer outcomes than this wait to be yielded; so at most
+        # room + concurrency - 1 = 2 * concurrency inputs are held at any time.
+        self.room = concurrency + 1
+        self.limiter = limiter
+        self.template = template
+        self.state = _NEW
+        self.index = 0  # the next input's position
+        self.ready: deque[SendOutcome] = deque()  # outcomes not yet yielded
+        self.paused: deque[asyncio.Future[None]] = deque()  # workers waiting for room
+        self.consumer: asyncio.Future[None] | None = None  # the consumer waiting for an outcome
+        self.tasks: list[asyncio.Task[None]] = []
+        self.live = 0  # workers not yet ended
+        self.stopping = False  # no more pulls: the input ended or failed, or we were closed
+        self.error: BaseException | None = None  # raised after the last outcome
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self.loop
+        assert loop is not None, "started"
+        return loop
+
+    def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.state = _RUNNING
+        messages = self.messages
+        assert messages is not None
+        self.messages = None
+        if isinstance(messages, AsyncIterable):
+            worker = self.work(None, partial(self.pull_async, aiter(messages), asyncio.Lock()))
+        else:
+            worker = self.work(iter(messages), None)
+        self.spawn(worker)
+
+    def spawn(self, worker: Coroutine[Any, Any, None]) -> None:
+        self.live += 1
+        task = self.running_loop().create_task(worker)
+        self.tasks.append(task)
+        # The loop keeps only weak references to tasks: hold the workers here until they end,
+        # so that they are never collected pending along with a dropped iterator.
+        _WORKERS.add(task)
+        task.add_done_callback(_WORKERS.discard)
+
+    async def work(
+        self, iterator: Iterator[Any] | None, pull: Callable[[], Awaitable[Any]] | None
+    ) -> None:
+        """One worker: pull an input, send it, append its outcome; until the input ends."""
+        ready = self.ready
+        room = self.room
+        send = self.send
+        template = self.template
+        limiter = self.limiter
         try:
-            while True:
+            while not self.stopping:
+                if len(ready) >= room:
+                    await self.pause()
+                    continue
                 try:
-                    message = await pull()
-                except Exception as exc:  # the input itself failed: stop pulling, keep outcomes
-                    source_error.append(exc)
-                    message = _END
-                if message is _END:
+                    if iterator is not None:
+                        message = next(iterator, _END)
+                    else:
+                        assert pull is not None
+                        message = await pull()
+                except Exception as exc:  # the input itself failed: no more pulls
+                    self.fail(exc)
                     break
-                index = next(indexes)
+                if message is _END:
+                    self.stopping = True
+                    break
+                # No await since the pull (releasing the lock does not suspend): the indexes
+                # follow the order of the pulls.
+                index = self.index
+                self.index = index + 1
+                if self.live < self.concurrency:  # a worker per input, up to concurrency
+                    self.spawn(self.work(iterator, pull))
                 if limiter is not None:
                     await limiter.acquire()
-                await outcomes.put(await send_one(index, message))
+                if isinstance(message, SendMessage):
+                    if message.seq is None:
+                        # Set once, before the first attempt: every retry carries the same seq.
+                        message = _with_seq(message, next_seq())
+                    try:
+                        result, attempts = await send(message, template=template)
+                    except Exception as exc:  # captured in the outcome, never raised
+                        attempts = exc.attempts if isinstance(exc, RouteeError) else 0
+                        outcome = SendOutcome(index, message, None, exc, attempts)
+                    else:
+                        outcome = SendOutcome(index, message, result, None, attempts)
+                else:
+                    problem = f"input {index} is not a SendMessage but {type(message).__name__}"
+                    outcome = SendOutcome(
+                        index, message, None, ValidationError([(Code.INVALID_FIELD, problem)]), 0
+                    )
+                ready.append(outcome)
+                consumer = self.consumer
+                if consumer is not None:
+                    self.consumer = None
+                    if not consumer.done():
+                        consumer.set_result(None)
+        except Exception as exc:  # a bug of ours: end the iteration with it rather than hang
+            self.fail(exc)
         finally:
-            live -= 1
-        if live == 0:
-            await outcomes.put(_END)
+            self.live -= 1
+            if self.live == 0:
+                self.wake_consumer()
 
-    tasks = [asyncio.create_task(worker()) for _ in range(workers_wanted)]
-    try:
-        while True:
-            item = await outcomes.get()
-            if item is _END:
-                break
-            assert isinstance(item, SendOutcome)
-            yield item
-        if source_error:
-            raise source_error[0]
-    finally:
+    async def pull_async(self, async_iterator: AsyncIterator[Any], lock: asyncio.Lock) -> Any:
+        """The next input or ``_END``; an async generator must not be advanced by two tasks at
+        once."""
+        async with lock:
+            if self.stopping:  # the input ended while we waited for the lock
+                return _END
+            return await anext(async_iterator, _END)
+
+    async def pause(self) -> None:
+        """Wait until the consumer took an outcome from a full buffer."""
+        waiter = self.running_loop().create_future()
+        self.paused.append(waiter)
+        await waiter
+
+    def resume_one(self) -> None:
+        paused = self.paused
+        while paused:
+            waiter = paused.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def wake_consumer(self) -> None:
+        consumer = self.consumer
+        if consumer is not None:
+            self.consumer = None
+            if not consumer.done():
+                consumer.set_result(None)
+
+    def fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self.stopping = True
+
+    def cancel_soon(self) -> None:
+        """Stop pulling and cancel every worker; callable from ``__del__``, never raises."""
+        self.stopping = True
+        self.state = _CLOSED
+        self.ready.clear()
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            for task in self.tasks:
+                task.cancel()
+        else:  # freed in another thread: cancelling is the loop's business
+            try:
+                for task in self.tasks:
+                    loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # the loop closed in between
+                pass
+
+    async def stop(self) -> None:
+        """Stop pulling, cancel every worker and wait until they have all ended."""
+        if self.state is _NEW:
+            self.state = _CLOSED
+            self.messages = None
+            return
+        self.stopping = True
+        self.state = _CLOSED
+        self.ready.clear()
+        self.error = None
+        tasks = [task for task in self.tasks if not task.done()]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _puller(messages: Iterable[Any] | AsyncIterable[Any]) -> Any:
-    """An ``await pull()`` that returns the next input or ``_END``; safe for many workers."""
-    if isinstance(messages, AsyncIterable):
-        iterator = aiter(messages)
-        lock = asyncio.Lock()  # an async generator must not be advanced by two tasks at once
-        exhausted = False
-
-        async def pull_async() -> Any:
-            nonlocal exhausted
-            async with lock:
-                if exhausted:
-                    return _END
-                try:
-                    return await anext(iterator)
-                except StopAsyncIteration:
-                    exhausted = True
-                    return _END
-
-        return pull_async
-
-    sync_iterator: Iterator[Any] = iter(messages)
-
-    async def pull_sync() -> Any:
-        # No await between the check and next(): atomic with respect to the other workers.
-        return next(sync_iterator, _END)
-
-    return pull_sync
+        if tasks:
+            await asyncio.wait(tasks)

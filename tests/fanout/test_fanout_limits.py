@@ -1,0 +1,96 @@
+"""``send_many``'s bounds: ``concurrency`` sends in flight at most, ``rate_limit`` per second."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from fanout_helpers import Counted, StubTransport, message, resource
+
+from routee_viber_async import ValidationError
+
+
+async def busy(body: Mapping[str, Any]) -> None:
+    for _ in range(random.randrange(1, 6)):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 16])
+async def test_never_more_than_concurrency_sends_in_flight(concurrency: int) -> None:
+    transport = StubTransport(max_concurrency=100, behave=busy)
+    outcomes = [
+        o async for o in resource(transport).send_many(Counted(400).sync(), concurrency=concurrency)
+    ]
+    assert len(outcomes) == 400
+    assert transport.max_in_flight == concurrency  # reached, never passed
+
+
+async def test_the_default_concurrency_is_the_clients_max_concurrency() -> None:
+    transport = StubTransport(max_concurrency=5, behave=busy)
+    outcomes = [o async for o in resource(transport).send_many(Counted(200).asynchronous())]
+    assert len(outcomes) == 200
+    assert transport.max_in_flight == 5
+
+
+@pytest.mark.parametrize("concurrency", [0, -1, 2.5, True, "4"])
+def test_a_bad_concurrency_is_refused_at_the_call(concurrency: Any) -> None:
+    source = Counted(3)
+    with pytest.raises(ValidationError, match="concurrency must be a positive integer"):
+        resource(StubTransport()).send_many(source.sync(), concurrency=concurrency)
+    assert source.pulled == 0
+
+
+@pytest.mark.parametrize("rate", [0, -5, float("nan"), float("inf"), True, "10"])
+def test_a_bad_rate_limit_is_refused_at_the_call(rate: Any) -> None:
+    with pytest.raises(ValidationError, match="rate_limit must be a positive number"):
+        resource(StubTransport()).send_many([message()], rate_limit=rate)
+
+
+def most_in_window(times: list[float], width: float) -> int:
+    """The largest number of ``times`` (sorted) inside any window ``[t, t + width)``."""
+    return max(bisect.bisect_left(times, t + width) - i for i, t in enumerate(times))
+
+
+async def test_rate_limit_spaces_the_sends_with_at_most_a_tenth_of_a_second_burst() -> None:
+    transport = StubTransport()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    outcomes = [
+        o
+        async for o in resource(transport).send_many(
+            Counted(100).sync(), concurrency=50, rate_limit=200
+        )
+    ]
+    elapsed = loop.time() - began
+    assert len(outcomes) == 100
+    assert all(o.ok for o in outcomes)
+    # A burst of rate / 10 = 20 sends, then one every 5 ms: 80 more take 0.4 s.
+    assert 0.38 <= elapsed < 1.5
+    times = sorted(transport.start_times)
+    burst = 20
+    for width in (0.05, 0.1, 0.25):
+        assert most_in_window(times, width) <= burst + 200 * width + 1
+    assert most_in_window(times, 0.01) <= burst + 3  # the burst itself, nothing more
+
+
+async def test_a_low_rate_sends_one_at_a_time() -> None:
+    transport = StubTransport()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    outcomes = [o async for o in resource(transport).send_many(Counted(3).sync(), rate_limit=8)]
+    assert len(outcomes) == 3
+    assert all(o.ok for o in outcomes)
+    assert loop.time() - began >= 0.24  # burst 1, then one every 125 ms
+    times = transport.start_times
+    assert times[1] - times[0] >= 0.12
+    assert times[2] - times[1] >= 0.12
+
+
+async def test_a_rate_below_one_per_second_still_sends() -> None:
+    outcomes = [o async for o in resource(StubTransport()).send_many([message()], rate_limit=0.5)]
+    assert len(outcomes) == 1
+    assert outcomes[0].ok
