@@ -15,6 +15,8 @@ from ._base import Resource, path_segment
 __all__ = ["TemplatesResource"]
 
 _PATH = "/viber/transactional/templates"
+#: Keys under which a page wrapped in an object may hold its items (Spring's ``content``, ...).
+_WRAPPER_KEYS = ("content", "templates", "items", "data", "results")
 
 
 class TemplatesResource(Resource):
@@ -28,9 +30,12 @@ class TemplatesResource(Resource):
         """Every template, page after page.
 
         Follows the ``lastServiceId``/``lastTemplateId`` cursors of each page's last item until a
-        page shorter than ``page_size`` (or an empty one).
+        page shorter than ``page_size`` (or an empty one). A page whose last item was already
+        seen (a server that ignores the cursor) ends the listing without yielding it again.
         """
-        if page_size is not None and (isinstance(page_size, bool) or page_size < 1):
+        if page_size is not None and (
+            isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1
+        ):
             raise ValidationError([(Code.INVALID_FIELD, "pageSize must be a positive integer.")])
         params: dict[str, str] = {}
         if sender_info_tracking_id is not None:
@@ -39,18 +44,25 @@ class TemplatesResource(Resource):
             params["pageSize"] = str(page_size)
         seen_cursors: set[tuple[str | None, str]] = set()
         while True:
-            page = _page_items(await self._transport.request("GET", _PATH, params=params))
-            for item in page:
-                yield from_wire(item, Template)
-            if not page or (page_size is not None and len(page) < page_size):
+            data = await self._transport.request("GET", _PATH, params=dict(params))
+            page = [from_wire(item, Template) for item in _page_items(data)]
+            if not page:
                 return
-            last = from_wire(page[-1], Template)
+            last = page[-1]
             cursor = (last.service_id, last.template_id)
-            if cursor in seen_cursors:  # a server that ignores the cursor must not loop forever
+            if cursor in seen_cursors:
+                # The server ignored the cursor and sent a page we already yielded: stop, and
+                # neither loop forever nor yield the same templates twice.
                 return
             seen_cursors.add(cursor)
+            for template in page:
+                yield template
+            if page_size is not None and len(page) < page_size:
+                return
             if last.service_id is not None:
                 params["lastServiceId"] = last.service_id
+            else:
+                params.pop("lastServiceId", None)
             params["lastTemplateId"] = last.template_id
 
     async def get(self, template_id: str) -> Template:
@@ -107,6 +119,11 @@ def _page_items(data: Any) -> list[Any]:
     if isinstance(data, list):
         return data
     if isinstance(data, Mapping):
+        # The usual wrapper keys first: ``{"links": [], "content": [...]}`` is not an empty page.
+        for key in _WRAPPER_KEYS:
+            value = data.get(key)
+            if isinstance(value, list):
+                return value
         for value in data.values():
             if isinstance(value, list):
                 return value

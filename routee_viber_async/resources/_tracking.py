@@ -7,6 +7,7 @@ import asyncio
 from .._converter import from_wire
 from .._errors import NotFoundError, WaitTimeoutError
 from .._responses import TrackingRecord
+from .._validation import check_positive_number, raise_if
 from ._base import Resource, path_segment
 
 __all__ = ["TrackingResource"]
@@ -37,8 +38,14 @@ class TrackingResource(Resource):
 
         Polls start every ``poll_interval`` seconds and back off by half each time up to
         ``max_poll_interval``. A 404 within ``not_found_grace`` seconds of the first poll is
-        taken as "not recorded yet". Raises :class:`WaitTimeoutError` after ``timeout``.
+        taken as "not recorded yet". Raises :class:`WaitTimeoutError` after ``timeout``, also
+        when a poll (with its retries) is still running then.
         """
+        raise_if(
+            check_positive_number(timeout, "timeout")
+            + check_positive_number(poll_interval, "poll_interval")
+            + check_positive_number(max_poll_interval, "max_poll_interval")
+        )
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + timeout
@@ -46,7 +53,12 @@ class TrackingResource(Resource):
         last_status: str | None = None
         while True:
             try:
-                record = await self.get(tracking_id)
+                async with asyncio.timeout_at(max(deadline, loop.time())) as poll:
+                    record = await self.get(tracking_id)
+            except TimeoutError:
+                if poll.expired():
+                    raise WaitTimeoutError(tracking_id, timeout, last_status) from None
+                raise
             except NotFoundError:
                 if loop.time() - started > not_found_grace:
                     raise
