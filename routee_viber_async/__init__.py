@@ -57,7 +57,13 @@ from ._responses import (
     TrackingStatus,
 )
 from ._version import __version__
-from .resources import MessagesResource, SendOutcome, TemplatesResource, TrackingResource
+from .resources import (
+    MessagesResource,
+    SendManyIterator,
+    SendOutcome,
+    TemplatesResource,
+    TrackingResource,
+)
 
 __all__ = [
     "APIStatusError",
@@ -88,6 +94,7 @@ __all__ = [
     "RetryPolicy",
     "RouteeError",
     "RouteeViberClient",
+    "SendManyIterator",
     "SendMessage",
     "SendOutcome",
     "SendResult",

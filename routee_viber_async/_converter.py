@@ -20,7 +20,8 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, TypeVar
+from types import NoneType, UnionType
+from typing import Any, TypeVar, Union, get_origin
 
 import attrs
 import cattrs
@@ -80,6 +81,8 @@ def _unstructure_datetime(value: datetime) -> str:
 
 
 def _structure_datetime(value: Any, _: type) -> datetime:
+    if type(value) is str:  # the wire's case, first
+        return datetime.fromisoformat(value)
     if isinstance(value, datetime):
         return value
     if isinstance(value, bool):
@@ -101,14 +104,22 @@ def _structure_str(value: Any, _: type) -> str:
     raise TypeError("expected a string")
 
 
+# What a JSON number can carry back out (orjson writes 64-bit integers only).
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
 def _structure_int(value: Any, _: type) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise TypeError("expected an integer")
+        number = value
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and value.strip().lstrip("-").isdigit()
+    ):
+        number = int(value)
+    else:
+        raise TypeError("expected an integer")
+    if not _INT_MIN <= number <= _INT_MAX:
+        raise TypeError("expected an integer within 64 bits")
+    return number
 
 
 def _structure_float(value: Any, _: type) -> float:
@@ -117,6 +128,14 @@ def _structure_float(value: Any, _: type) -> float:
     if isinstance(value, str):
         return float(value)
     raise TypeError("expected a number")
+
+
+#: Structure hooks that return any value of exactly this type unchanged.
+_PASSTHROUGH: dict[Callable[..., Any], type] = {
+    _structure_str: str,
+    _structure_int: int,
+    _structure_float: float,
+}
 
 
 def _structure_bool(value: Any, _: type) -> bool:
@@ -128,7 +147,10 @@ def _structure_bool(value: Any, _: type) -> bool:
 def _structure_open_enum(value: Any, cl: type[OpenEnum]) -> OpenEnum:
     if not isinstance(value, str):
         raise TypeError("expected a string")
-    return cl(value)
+    # A listed value is a dict lookup; ``cl(value)`` (the same lookup behind Enum's generic
+    # call machinery, then ``_missing_``) only for values this version does not list.
+    member = cl._value2member_map_.get(value)
+    return member if member is not None else cl(value)  # type: ignore[return-value]
 
 
 def _structure_mapping(value: Any, _: type) -> Mapping[str, Any]:
@@ -157,6 +179,7 @@ def _build(masked: bool) -> cattrs.Converter:
     conv.register_structure_hook_func(_is_str_mapping, _structure_mapping)
     conv.register_unstructure_hook_func(_is_str_mapping, _unstructure_mapping)
     conv.register_structure_hook_func(_is_params_union, _structure_mapping)
+    conv.register_structure_hook_factory(_is_optional, lambda t: _optional_structure(conv, t))
     conv.register_unstructure_hook_factory(attrs.has, lambda cl: _unstructure_fn(conv, cl, masked))
     conv.register_structure_hook_factory(attrs.has, lambda cl: _structure_fn(conv, cl))
     return conv
@@ -170,6 +193,35 @@ def _strict_sequence(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], Any
         if not isinstance(value, list | tuple):
             raise TypeError("expected an array")
         return structure_items(value, cl)
+
+    return structure
+
+
+def _is_optional(t: Any) -> bool:
+    args = getattr(t, "__args__", ())
+    return len(args) == 2 and NoneType in args and get_origin(t) in (Union, UnionType)
+
+
+def _optional_structure(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], Any]:
+    # cattrs' own ``X | None`` hook looks up the hook of ``X`` on every call; ours looks it up
+    # once, when the class hook is generated (all our hooks are registered by then).
+    first, second = t.__args__
+    inner = second if first is NoneType else first
+    structure_inner = conv.get_structure_hook(inner)
+    exact = _PASSTHROUGH.get(structure_inner)
+    if exact is not None and exact is inner:
+        # Our str/int/float hooks return a value of exactly that type as it is: let it (and
+        # None) through without calling them.
+
+        def structure_plain(value: Any, _: Any) -> Any:
+            if value is None or type(value) is exact:
+                return value
+            return structure_inner(value, exact)
+
+        return structure_plain
+
+    def structure(value: Any, _: Any) -> Any:
+        return None if value is None else structure_inner(value, inner)
 
     return structure
 
@@ -229,6 +281,8 @@ def _unstructure_secret_value(conv: cattrs.Converter, masked: bool) -> Callable[
     def unstructure(value: Any) -> Any:
         if value is None:
             return None
+        if type(value) is dict:  # the common case (template parameters), first
+            return mask_secrets(value) if masked else value
         if isinstance(value, str | int | float):
             return MASK if masked else value  # a pin itself
         if attrs.has(type(value)):
@@ -273,11 +327,12 @@ def _structure_fn(conv: cattrs.Converter, cl: type[T]) -> Callable[[Any, type[T]
     known_keys = frozenset(known)
 
     def structure(data: Any, _: type[T]) -> T:
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):
             raise TypeError(f"expected a JSON object for {cl.__name__}")
-        for alias, target in aliases.items():
-            if alias in data and target not in data:
-                data = {**data, target: data[alias]}
+        if aliases:
+            for alias, target in aliases.items():
+                if alias in data and target not in data:
+                    data = {**data, target: data[alias]}
         obj = base(data, cl)
         if has_extra and not known_keys.issuperset(data):
             extra = {k: v for k, v in data.items() if k not in known_keys}
@@ -291,14 +346,21 @@ WIRE = _build(masked=False)
 MASKED = _build(masked=True)
 
 
+_UNSTRUCTURE_HOOKS: dict[type[Any], Callable[[Any], Any]] = {}
+
+
 def to_wire(obj: Any) -> Any:
     """The JSON-ready value of a model as it goes on the wire (real secrets)."""
-    return WIRE.unstructure(obj)
+    cls = obj.__class__
+    hook = _UNSTRUCTURE_HOOKS.get(cls)
+    if hook is None:  # ``WIRE.unstructure`` would look the hook up on every call
+        hook = _UNSTRUCTURE_HOOKS[cls] = WIRE.get_unstructure_hook(cls)
+    return hook(obj)
 
 
 def dumps_wire(obj: Any) -> bytes:
     """The JSON bytes of a request body."""
-    return _json.dumps(WIRE.unstructure(obj))
+    return _json.dumps(to_wire(obj))
 
 
 def to_masked(obj: Any) -> Any:
@@ -306,10 +368,16 @@ def to_masked(obj: Any) -> Any:
     return MASKED.unstructure(obj)
 
 
+_STRUCTURE_HOOKS: dict[Any, Callable[[Any, Any], Any]] = {}
+
+
 def from_wire(data: Any, cl: type[T]) -> T:
     """Structure decoded JSON into ``cl``; any problem raises :class:`ValidationError`."""
+    hook = _STRUCTURE_HOOKS.get(cl)
+    if hook is None:  # ``WIRE.structure`` would look the hook up on every call
+        hook = _STRUCTURE_HOOKS[cl] = WIRE.get_structure_hook(cl)
     try:
-        return WIRE.structure(data, cl)
+        return hook(data, cl)  # type: ignore[no-any-return]
     except ValidationError:
         raise
     except Exception as exc:  # cattrs groups, KeyError, TypeError, ValueError, ...

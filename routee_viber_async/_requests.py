@@ -158,7 +158,14 @@ class LegacyOtp:
             self.label,
             self.delivery_scope,
         )
-        params = self.params_dict()
+        given: Any = self.template_params  # untyped callers may pass anything
+        if given is None or isinstance(given, OtpParams | Mapping):
+            params = self.params_dict()
+        else:
+            issues.append(
+                ValidationIssue(v.Code.INVALID_FIELD, "templateParams must be a mapping.")
+            )
+            params = {}
         validity = params.get("codeValidityTime")
         if validity is not None and (isinstance(validity, bool) or not isinstance(validity, int)):
             issues.append(

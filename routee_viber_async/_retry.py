@@ -9,8 +9,9 @@ closed before writing, a failed token fetch) are always safe to repeat.
 
 The transport makes a request's first attempt itself (no tenacity overhead on the happy path);
 only when that attempt fails with a retryable error does :class:`RetryRun` hand the call to
-tenacity's :class:`~tenacity.asyncio.AsyncRetrying`, which replays the first failure as its own
-attempt 1 and carries on from there (waits, stops, ``before_sleep`` logging).
+tenacity (its ``Retrying`` state machine, driven by an async loop: see :meth:`RetryRun.run`),
+which replays the first failure as its own attempt 1 and carries on from there (waits, stops,
+``before_sleep`` logging).
 """
 
 from __future__ import annotations
@@ -18,14 +19,22 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import aiohttp
-from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
-from tenacity.asyncio import AsyncRetrying
+from tenacity import (
+    DoAttempt,
+    DoSleep,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from ._config import RetryBudget, RetryPolicy
 from ._errors import (
@@ -292,7 +301,8 @@ class RetryRun:
 
     The transport updates ``attempts`` (HTTP requests made to the API), ``before_send`` (the
     current attempt failed before its request was written, e.g. while fetching a token) and
-    ``replayed`` (the one token-refresh replay was used) while attempts run.
+    ``replayed`` (the current attempt used its one token-refresh replay) while attempts run;
+    ``ambiguous_seen`` notes that some attempt may have been applied by the server.
     """
 
     __slots__ = (
@@ -300,6 +310,7 @@ class RetryRun:
         "_engine",
         "_first_error",
         "acquired",
+        "ambiguous_seen",
         "attempts",
         "before_send",
         "idempotent",
@@ -323,6 +334,7 @@ class RetryRun:
         self.acquired = 0
         self.before_send = False
         self.replayed = False
+        self.ambiguous_seen = False
 
     # -- the decision -------------------------------------------------------------------------
 
@@ -336,6 +348,8 @@ class RetryRun:
             return False
         if self.before_send and decision.ambiguous:
             decision = Decision(f"{decision.reason} before sending", False, decision.timeout)
+        if decision.ambiguous:
+            self.ambiguous_seen = True  # whatever later attempts say, this one may have applied
         if (
             decision.ambiguous
             and not self.idempotent
@@ -432,19 +446,40 @@ class RetryRun:
         """Retry ``attempt`` with tenacity, counting ``first_error`` as its attempt 1.
 
         Returns the first successful result; raises the last error when tenacity stops.
+
+        tenacity's state machine (``Retrying.iter``) makes every decision: the retry predicate,
+        stop, wait, ``before_sleep`` and the re-raise. The loop that awaits the attempts and the
+        sleeps is ``AsyncRetrying.__call__``'s, written out: ``AsyncRetrying`` wraps each of
+        its callbacks into a coroutine function on every iteration (introspecting each with
+        ``inspect``), which costs more than the rest of a retry together, and ours are all
+        synchronous anyway.
         """
         engine = self._engine
         self._first_error = first_error
-        retrying = AsyncRetrying(
-            sleep=engine.sleep,
+        retrying = Retrying(
             stop=self._stop,
             wait=self._wait,
             retry=retry_if_exception(self.should_retry),
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        result: Any = await retrying(self._replay_first_then, attempt)
+        retrying.begin()
+        state = RetryCallState(retrying, fn=self._replay_first_then, args=(attempt,), kwargs={})
+        while True:
+            do = retrying.iter(state)
+            if isinstance(do, DoAttempt):
+                try:
+                    result = await self._replay_first_then(attempt)
+                except BaseException:  # tenacity decides (CancelledError is never retried)
+                    state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+                else:
+                    state.set_result(result)
+            elif isinstance(do, DoSleep):
+                state.prepare_for_next_attempt()
+                await engine.sleep(do)
+            else:
+                break
         quota = engine.quota
         if quota is not None and self.acquired:
             quota.release(self.acquired)
-        return result
+        return do

@@ -9,12 +9,14 @@ The same checks serve the client (before sending) and the sandbox (as the server
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._enums import DeliveryScope, Label, TemplateCategory
+from ._enums import DeliveryScope, Label, OpenEnum, TemplateCategory
 from ._errors import ValidationError, ValidationIssue
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "check_lang",
     "check_optional_int",
     "check_param_value",
+    "check_positive_number",
     "check_recipient",
     "check_required_text",
     "check_template_definition",
@@ -99,6 +102,18 @@ _BARE_DOMAIN = re.compile(
     re.IGNORECASE,
 )
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
+
+
+def _known_strings(enum: type[OpenEnum]) -> frozenset[str]:
+    """The strings ``s`` for which ``enum(s).is_known`` is True: a set lookup on every send
+    instead of an enum construction. ``is_known`` looks the pseudo-member's name up among the
+    member names, so a member's *name* counts too (``Label("PROMOTIONAL")``)."""
+    return frozenset(member.value for member in enum) | frozenset(enum.__members__)
+
+
+_DELIVERY_SCOPES = _known_strings(DeliveryScope)
+_LABELS = _known_strings(Label)
+_CATEGORIES = _known_strings(TemplateCategory)
 
 #: ISO 639-1 two-letter language codes.
 ISO_639_1 = frozenset(
@@ -313,11 +328,14 @@ def check_recipient(to: object, field: str = "to") -> list[ValidationIssue]:
 
 def check_param_value(name: str, value: object) -> list[ValidationIssue]:
     """The seed's TEXT parameter rules for one value: length, no URL, no file name."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if type(value) is str:  # the common case, first
+        text = value
+    elif isinstance(value, bool) or not isinstance(value, str | int | float):
         return [
             ValidationIssue(Code.INVALID_PARAM_TYPE, f"Parameter {name} must be a string or number")
         ]
-    text = value if isinstance(value, str) else str(value)
+    else:
+        text = value if isinstance(value, str) else str(value)
     issues = []
     if len(text) > MAX_PARAM_LENGTH:
         issues.append(
@@ -332,7 +350,7 @@ def check_param_value(name: str, value: object) -> list[ValidationIssue]:
                 Code.PARAM_CONTAINS_URL, f"Parameter {name} must not contain a URL or domain."
             )
         )
-    elif _FILE_NAME.search(text):
+    elif "." in text and _FILE_NAME.search(text):  # the pattern needs a dot
         issues.append(
             ValidationIssue(
                 Code.PARAM_CONTAINS_FILE_EXTENSION,
@@ -451,7 +469,7 @@ def check_lang(lang: object, field: str) -> list[ValidationIssue]:
 
 def check_delivery_scope(scope: object, field: str = "deliveryScope") -> list[ValidationIssue]:
     """``deliveryScope`` is PRIMARY_DEVICE or ALL_DEVICES."""
-    if scope is None or (isinstance(scope, str) and DeliveryScope(scope).is_known):
+    if scope is None or (isinstance(scope, str) and scope in _DELIVERY_SCOPES):
         return []
     return [
         ValidationIssue(
@@ -462,14 +480,14 @@ def check_delivery_scope(scope: object, field: str = "deliveryScope") -> list[Va
 
 def check_label(label: object, field: str = "label") -> list[ValidationIssue]:
     """``label`` is transactional or promotional."""
-    if label is None or (isinstance(label, str) and Label(label).is_known):
+    if label is None or (isinstance(label, str) and label in _LABELS):
         return []
     return [ValidationIssue(Code.INVALID_LABEL, f"{field} must be transactional or promotional.")]
 
 
 def check_category(category: object) -> list[ValidationIssue]:
     """A template's ``category`` is OTP or Transactional."""
-    if isinstance(category, str) and TemplateCategory(category).is_known:
+    if isinstance(category, str) and category in _CATEGORIES:
         return []
     return [ValidationIssue(Code.INVALID_CATEGORY, "category must be OTP or Transactional.")]
 
@@ -479,6 +497,18 @@ def check_required_text(value: object, field: str) -> list[ValidationIssue]:
     if isinstance(value, str) and value.strip():
         return []
     return [ValidationIssue(Code.FIELD_REQUIRED, f"{field} is required.")]
+
+
+def check_positive_number(value: object, field: str) -> list[ValidationIssue]:
+    """A per-call option (seconds, a rate) must be a finite number above 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        return [ValidationIssue(Code.INVALID_FIELD, f"{field} must be a positive number.")]
+    return []
 
 
 def check_optional_int(value: object, field: str, *, minimum: int = 0) -> list[ValidationIssue]:
@@ -506,14 +536,16 @@ def check_template_definition(
     issues = check_category(category)
     params = list(params)
     locales = list(locales)
-    names = [name for name, _ in params]
-    seen: set[str] = set()
+    seen: dict[str, None] = {}  # the declared names, in order
     for name, type_ in params:
-        if not name or not name.strip():
-            issues.append(ValidationIssue(Code.FIELD_REQUIRED, "params[].name is required."))
-        elif name in seen:
+        if not isinstance(name, str) or not name.strip():
+            issues.append(
+                ValidationIssue(Code.FIELD_REQUIRED, "params[].name must be a non-blank string.")
+            )
+            continue
+        if name in seen:
             issues.append(ValidationIssue(Code.DUPLICATE_PARAM, f"Parameter {name} is repeated."))
-        seen.add(name)
+        seen[name] = None
         if type_ != "TEXT":
             issues.append(
                 ValidationIssue(Code.INVALID_PARAM_TYPE, f"Parameter {name} must have type TEXT.")
@@ -526,10 +558,12 @@ def check_template_definition(
     used: set[str] = set()
     is_otp = category == TemplateCategory.OTP
     for lang, text in locales:
-        issues.extend(check_lang(lang, "locales[].lang"))
-        if lang in languages:
+        lang_issues = check_lang(lang, "locales[].lang")
+        issues.extend(lang_issues)
+        if not lang_issues and lang in languages:
             issues.append(ValidationIssue(Code.DUPLICATE_LOCALE, f"Locale {lang} is repeated."))
-        languages.add(lang)
+        if not lang_issues:
+            languages.add(lang)
         if not isinstance(text, str) or not text.strip():
             issues.append(
                 ValidationIssue(Code.FIELD_REQUIRED, f"locales[{lang}].template is required.")
@@ -552,13 +586,13 @@ def check_template_definition(
                         f"Placeholder {name} in locale {lang} is not declared in params.",
                     )
                 )
-    for name in names:
-        if name and name not in used:
+    for name in seen:
+        if name not in used:
             issues.append(
                 ValidationIssue(Code.UNUSED_PARAM, f"Parameter {name} is not used by any locale.")
             )
     examples = list(var_example)
-    if sorted(examples) != sorted(set(names)):
+    if not all(isinstance(e, str) for e in examples) or Counter(examples) != Counter(seen.keys()):
         issues.append(
             ValidationIssue(
                 Code.VAR_EXAMPLE_MISMATCH,

@@ -198,13 +198,13 @@ async def test_first_attempt_success_does_not_touch_tenacity(
     routee: FakeRoutee, make_transport: MakeTransport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list[object] = []
-    real = _retry.AsyncRetrying
+    real = _retry.Retrying
 
     def spy(*args: object, **kwargs: object) -> object:
         built.append(kwargs)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_retry, "AsyncRetrying", spy)
+    monkeypatch.setattr(_retry, "Retrying", spy)
     transport = make_transport(token_provider=STATIC)
     for _ in range(3):
         await transport.request("GET", "/x")

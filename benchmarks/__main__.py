@@ -1,0 +1,276 @@
+"""``python -m benchmarks`` (``make bench``): every benchmark, then one table.
+
+::
+
+    python -m benchmarks                  # all four, send_many at 100,000 and 1,000,000
+    python -m benchmarks --quick          # send_many at 100,000 only
+    python -m benchmarks --only cpu,retry --rounds 9 --n 5000
+    python -m benchmarks --markdown out.md
+
+The server is one separate process for the whole run (send_many's runs are child processes of
+their own). Every figure is the client process's: CPU time from ``time.process_time``, memory
+from the kernel's peak-RSS mark. Nothing here is asserted: the tests never time anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+import aiohttp
+import attrs
+
+import routee_viber_async
+
+from ._common import server_process
+from ._cpu import CpuResult, run_cpu
+from ._fanout import FanoutResult, run_fanout
+from ._storm import StormResult, run_storm
+
+_ALL = ("cpu", "retry", "fanout", "storm")
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Benchmarks.")
+    parser.add_argument("--only", default=",".join(_ALL), help="comma-separated: " + ",".join(_ALL))
+    parser.add_argument("--n", type=int, default=3000, help="sends per CPU round (3000)")
+    parser.add_argument("--rounds", type=int, default=21, help="interleaved CPU rounds (21)")
+    parser.add_argument("--concurrency", type=int, default=50, help="C for every benchmark (50)")
+    parser.add_argument(
+        "--fanout",
+        default="100000,1000000",
+        help="send_many input sizes (100000,1000000)",
+    )
+    parser.add_argument(
+        "--fanout-repeats",
+        type=int,
+        default=3,
+        help="interleaved SDK/raw pairs for send_many sizes up to 200,000 (3; larger: 1)",
+    )
+    parser.add_argument("--quick", action="store_true", help="send_many at 100,000 only")
+    parser.add_argument("--storm-calls", type=int, default=1000)
+    parser.add_argument("--markdown", help="also write the table to this file")
+    args = parser.parse_args()
+    if args.quick:
+        args.fanout = "100000"
+    return args
+
+
+def _us(value: float) -> str:
+    return f"{value:.1f} µs"
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}/s"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.3f}x"
+
+
+def _rows(
+    cpu: CpuResult | None,
+    retry: CpuResult | None,
+    fanout: list[tuple[FanoutResult, FanoutResult]],
+    storm: StormResult | None,
+) -> list[tuple[str, str, str, str, str]]:
+    rows: list[tuple[str, str, str, str, str]] = []
+    if cpu is not None:
+        rows.append(
+            (
+                f"CPU per send, `messages.send` (N={cpu.n}, C={cpu.concurrency})",
+                _us(cpu.sdk_us),
+                _us(cpu.raw_us),
+                f"{_ratio(cpu.ratio)} ({cpu.ratio_q1:.2f}-{cpu.ratio_q3:.2f})",
+                "≤ 1.05x (stretch ≤ 1.00x)",
+            )
+        )
+        rows.append(
+            (
+                "sends per second, same rounds",
+                _rate(cpu.sdk_rate),
+                _rate(cpu.raw_rate),
+                _ratio(cpu.rate_ratio),
+                "≥ 0.95x",
+            )
+        )
+    if retry is not None:
+        rows.append(
+            (
+                "CPU per send, 5 % of answers 503 (retried)",
+                _us(retry.sdk_us),
+                _us(retry.raw_us),
+                f"{_ratio(retry.ratio)} ({retry.ratio_q1:.2f}-{retry.ratio_q3:.2f})",
+                "≤ 1.05x",
+            )
+        )
+    for sdk, raw in fanout:
+        rows.append(
+            (
+                f"`send_many` {sdk.n:,}: peak RSS growth",
+                f"{sdk.growth_mib:.1f} MiB",
+                f"{raw.growth_mib:.1f} MiB",
+                "",
+                "≤ 40 MiB, flat",
+            )
+        )
+        rows.append(
+            (
+                f"`send_many` {sdk.n:,}: sends per second (median pair)",
+                _rate(sdk.rate),
+                _rate(raw.rate),
+                _ratio(sdk.rate / raw.rate),
+                "≥ 0.95x",
+            )
+        )
+        rows.append(
+            (
+                f"`send_many` {sdk.n:,}: CPU per send",
+                _us(sdk.cpu_us),
+                _us(raw.cpu_us),
+                _ratio(sdk.cpu_us / raw.cpu_us),
+                "",
+            )
+        )
+    if storm is not None:
+        rows.append(
+            (
+                f"token expired, {storm.calls:,} concurrent sends: refreshes",
+                f"{storm.expiry_refreshes} (errors: {storm.expiry_errors})",
+                "",
+                "",
+                "1",
+            )
+        )
+        rows.append(
+            (
+                "  time to drain (same burst, valid token)",
+                f"{storm.expiry_drain_ms:.0f} ms ({storm.valid_drain_ms:.0f} ms)",
+                "",
+                "",
+                "",
+            )
+        )
+        rows.append(
+            (
+                f"token revoked, {storm.calls:,} concurrent sends: refreshes / 401s",
+                f"{storm.revoked_refreshes} / {storm.revoked_unauthorized} "
+                f"(errors: {storm.revoked_errors})",
+                "",
+                "",
+                "1 refresh",
+            )
+        )
+        rows.append(
+            (
+                "  time to drain",
+                f"{storm.revoked_drain_ms:.0f} ms",
+                "",
+                "",
+                "",
+            )
+        )
+    return rows
+
+
+def _table(rows: list[tuple[str, str, str, str, str]]) -> str:
+    head = ("", "SDK", "raw aiohttp loop", "SDK / raw", "target")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _environment() -> str:
+    return (
+        f"routee-viber-async {routee_viber_async.__version__}, Python {platform.python_version()}, "
+        f"aiohttp {aiohttp.__version__}, {platform.system()} {platform.machine()}, "
+        f"{os.cpu_count()} CPUs"
+    )
+
+
+def main() -> None:
+    """Run the selected benchmarks and print the table."""
+    args = _parse()
+    selected = {name.strip() for name in args.only.split(",") if name.strip()}
+    unknown = selected - set(_ALL)
+    if unknown:
+        sys.exit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    sizes = [int(size) for size in args.fanout.split(",") if size.strip()]
+    cpu = retry = None
+    storm = None
+    fanout: list[tuple[FanoutResult, FanoutResult]] = []
+    started = time.perf_counter()
+
+    def note(text: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f}s] {text}", flush=True)
+
+    with server_process() as server:
+        note(f"server on port {server.port} (pid {server.process.pid}); {_environment()}")
+        if "cpu" in selected:
+            cpu = asyncio.run(
+                run_cpu(server, n=args.n, rounds=args.rounds, concurrency=args.concurrency)
+            )
+            note(
+                f"cpu: SDK {cpu.sdk_us:.1f} µs, raw {cpu.raw_us:.1f} µs, ratio {cpu.ratio:.3f} "
+                f"(quartiles {cpu.ratio_q1:.3f}-{cpu.ratio_q3:.3f}) "
+                f"(rounds SDK {_fmt(cpu.sdk_rounds_us)}; raw {_fmt(cpu.raw_rounds_us)})"
+            )
+        if "retry" in selected:
+            retry = asyncio.run(
+                run_cpu(
+                    server, n=args.n, rounds=args.rounds, concurrency=args.concurrency, flaky=True
+                )
+            )
+            note(
+                f"retry: SDK {retry.sdk_us:.1f} µs, raw {retry.raw_us:.1f} µs, ratio "
+                f"{retry.ratio:.3f} (quartiles {retry.ratio_q1:.3f}-{retry.ratio_q3:.3f})"
+            )
+        if "storm" in selected:
+            storm = asyncio.run(run_storm(server, calls=args.storm_calls))
+            note(f"storm: {storm}")
+        if "fanout" in selected:
+            for n in sizes:
+                pairs = []
+                for repeat in range(args.fanout_repeats if n <= 200_000 else 1):
+                    order = ("sdk", "raw") if repeat % 2 == 0 else ("raw", "sdk")
+                    runs = {}
+                    for mode in order:
+                        runs[mode] = run_fanout(
+                            server, mode=mode, n=n, concurrency=args.concurrency
+                        )
+                        note(f"{mode} send_many {n:,}: {runs[mode]}")
+                    pairs.append((runs["sdk"], runs["raw"]))
+                fanout.append(_median_pair(pairs))
+    table = _table(_rows(cpu, retry, fanout, storm))
+    command = "python -m benchmarks " + " ".join(sys.argv[1:])
+    print()
+    print(table)
+    print()
+    print(f"`{command.strip()}` — {_environment()}, {time.perf_counter() - started:.0f} s")
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as f:
+            f.write(table + "\n\n" + f"`{command.strip()}` — {_environment()}\n")
+
+
+def _median_pair(
+    pairs: list[tuple[FanoutResult, FanoutResult]],
+) -> tuple[FanoutResult, FanoutResult]:
+    """The pair whose rate ratio is the median; the largest memory growth of all runs."""
+    ranked = sorted(pairs, key=lambda pair: pair[0].rate / pair[1].rate)
+    sdk, raw = ranked[len(ranked) // 2]
+    sdk_growth = max(pair[0].growth_mib for pair in pairs)
+    raw_growth = max(pair[1].growth_mib for pair in pairs)
+    return attrs.evolve(sdk, growth_mib=sdk_growth), attrs.evolve(raw, growth_mib=raw_growth)
+
+
+def _fmt(values: tuple[float, ...] | list[Any]) -> str:
+    return " ".join(f"{v:.0f}" for v in values)
+
+
+if __name__ == "__main__":
+    main()
