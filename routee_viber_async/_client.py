@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from functools import cached_property
 from types import TracebackType
 from typing import Self
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -18,6 +20,34 @@ __all__ = ["DEFAULT_AUTH_URL", "DEFAULT_BASE_URL", "RouteeViberClient"]
 
 DEFAULT_BASE_URL = "https://connect.routee.net"
 DEFAULT_AUTH_URL = "https://auth.routee.net/oauth/token"
+
+
+def _check_url(value: object, name: str, example: str) -> None:
+    # The value is not echoed: a URL may carry credentials (https://user:password@host).
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a URL string, not {type(value).__name__}")
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be an absolute http(s) URL with a host, such as {example}")
+
+
+def _check_seconds(value: object, name: str, *, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number of seconds {bound}, got {value!r}")
+
+
+def _check_options(retry: object, timeout: object) -> None:
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise TypeError(f"retry must be a RetryPolicy, not {type(retry).__name__}")
+    if not isinstance(timeout, aiohttp.ClientTimeout):
+        _check_seconds(timeout, "timeout")
 
 
 class RouteeViberClient:
@@ -40,6 +70,20 @@ class RouteeViberClient:
         session: aiohttp.ClientSession | None = None,
         forbidden_refresh_after: float = 60.0,
     ) -> None:
+        if not isinstance(credentials, TokenProvider):
+            raise TypeError(
+                "credentials must be ClientCredentials, StaticToken or another TokenProvider "
+                f"(an object with `async def fetch_token(http, auth_url)`), not "
+                f"{type(credentials).__name__}"
+            )
+        _check_url(base_url, "base_url", DEFAULT_BASE_URL)
+        _check_url(auth_url, "auth_url", DEFAULT_AUTH_URL)
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+            raise TypeError(
+                f"max_concurrency must be an integer, not {type(max_concurrency).__name__}"
+            )
+        _check_options(retry, timeout)
+        _check_seconds(forbidden_refresh_after, "forbidden_refresh_after", allow_zero=True)
         self._transport = Transport(
             token_provider=credentials,
             base_url=base_url,
@@ -98,6 +142,7 @@ class RouteeViberClient:
         The view shares the connection pool, the token and the semaphore; closing it does not
         close them.
         """
+        _check_options(retry, 10.0 if timeout is None else timeout)
         return self._from_transport(self._transport.with_options(retry=retry, timeout=timeout))
 
     @cached_property

@@ -31,15 +31,27 @@ class RetryBudget:
     created the client fixes these numbers.
     """
 
-    capacity: int = attrs.field(default=500, validator=v.ge(0))
-    retry_cost: int = attrs.field(default=5, validator=v.ge(0))
-    timeout_cost: int = attrs.field(default=10, validator=v.ge(0))
-    success_refund: int = attrs.field(default=1, validator=v.ge(0))
+    capacity: int = attrs.field(default=500, validator=[v.instance_of(int), v.ge(0)])
+    retry_cost: int = attrs.field(default=5, validator=[v.instance_of(int), v.ge(0)])
+    timeout_cost: int = attrs.field(default=10, validator=[v.instance_of(int), v.ge(0)])
+    success_refund: int = attrs.field(default=1, validator=[v.instance_of(int), v.ge(0)])
 
 
-def _non_negative_or_none(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0 or None, got {value!r}")
+def _seconds(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A number of seconds (or a factor) >= 0; not ``nan``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{attribute.name} must be a number, not {type(value).__name__}")
+    if not value >= 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def _positive_or_none(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(
+            f"{attribute.name} must be a number of seconds > 0, or None; got {value!r}"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -70,14 +82,16 @@ class RetryPolicy:
             Meant for tests: ``RetryPolicy.no_wait()`` or ``sleep_scale=0.01``.
     """
 
-    max_attempts: int = attrs.field(default=4, validator=v.ge(1))
-    initial_backoff: float = attrs.field(default=0.25, validator=v.ge(0))
-    max_backoff: float = attrs.field(default=8.0, validator=v.ge(0))
-    max_retry_after: float = attrs.field(default=30.0, validator=v.ge(0))
-    deadline: float | None = attrs.field(default=60.0, validator=_non_negative_or_none)
-    retry_ambiguous_sends: bool = True
-    budget: RetryBudget | None = attrs.field(factory=RetryBudget)
-    sleep_scale: float = attrs.field(default=1.0, validator=v.ge(0))
+    max_attempts: int = attrs.field(default=4, validator=[v.instance_of(int), v.ge(1)])
+    initial_backoff: float = attrs.field(default=0.25, validator=_seconds)
+    max_backoff: float = attrs.field(default=8.0, validator=_seconds)
+    max_retry_after: float = attrs.field(default=30.0, validator=_seconds)
+    deadline: float | None = attrs.field(default=60.0, validator=_positive_or_none)
+    retry_ambiguous_sends: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    budget: RetryBudget | None = attrs.field(
+        factory=RetryBudget, validator=v.optional(v.instance_of(RetryBudget))
+    )
+    sleep_scale: float = attrs.field(default=1.0, validator=_seconds)
 
     @classmethod
     def no_wait(cls, **changes: Any) -> RetryPolicy:

@@ -67,10 +67,13 @@ class RouteeError(Exception):
     """Base class of every error this package raises.
 
     ``attempts`` is the number of HTTP attempts the failed call made (0 when it failed before
-    any request, e.g. a local validation error).
+    any request, e.g. a local validation error). ``earlier_attempt_unknown`` is True when an
+    earlier attempt of the same call may have been applied by Routee (a 500 after which the
+    call was retried, say), whatever this final error says.
     """
 
     attempts: int = 0
+    earlier_attempt_unknown: bool = False
 
 
 class ValidationError(RouteeError, ValueError):
@@ -218,8 +221,11 @@ def outcome_unknown(error: BaseException | None) -> bool:
 
     Timeouts after the request was written, connections dropped after writing, and 500/502/504
     answers leave the outcome unknown; a refusal (4xx), a 503 or a connection that was never
-    made means the request certainly did not take effect.
+    made means the request certainly did not take effect, unless an earlier attempt of the same
+    call was itself ambiguous.
     """
+    if isinstance(error, RouteeError) and error.earlier_attempt_unknown:
+        return True
     if isinstance(error, TransportError):
         return error.request_sent is not False
     if isinstance(error, APIStatusError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,36 @@ from ._commands import is_usage_error, print_error, run_command
 from ._send_many import EXIT_INTERRUPTED, EXIT_USAGE, SendMany
 
 __all__ = ["build_parser", "main"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,12 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="fan out OTPs against the built-in sandbox (no credentials needed)"
     )
-    demo.add_argument("--count", type=int, default=1000, help="how many OTPs (default 1000)")
-    demo.add_argument("--concurrency", type=int, default=100, help="sends in flight")
+    demo.add_argument(
+        "--count", type=_positive_int, default=1000, help="how many OTPs (default 1000)"
+    )
+    demo.add_argument("--concurrency", type=_positive_int, default=100, help="sends in flight")
 
     sandbox = commands.add_parser("sandbox", help="serve the local Routee emulator")
     sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8080)
+    sandbox.add_argument("--port", type=_port, default=8080, help="0 picks a free port")
 
     many = commands.add_parser(
         "send-many", help="send a template to every row of a CSV or JSONL file (resumable)"
@@ -51,8 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--sender", required=True, help="senderInfoTrackingId")
     many.add_argument("--template-id", required=True)
     many.add_argument("--lang", required=True, help="templateLang, e.g. en")
-    many.add_argument("--concurrency", type=int, default=50, help="sends in flight (default 50)")
-    many.add_argument("--rate", type=float, default=None, help="at most this many sends a second")
+    many.add_argument(
+        "--concurrency", type=_positive_int, default=50, help="sends in flight (default 50)"
+    )
+    many.add_argument(
+        "--rate", type=_positive_float, default=None, help="at most this many sends a second"
+    )
     many.add_argument("--output", type=Path, default=None, help="results file (JSONL)")
     many.add_argument("--journal", type=Path, default=None, help="SQLite journal (INPUT.journal)")
     many.add_argument(
@@ -77,13 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     track = commands.add_parser("track", help="the tracking record of a send")
     track.add_argument("tracking_id")
     track.add_argument("--wait", action="store_true", help="wait for a final status")
-    track.add_argument("--timeout", type=float, default=60.0, help="with --wait (seconds)")
+    track.add_argument(
+        "--timeout", type=_positive_float, default=60.0, help="with --wait (seconds)"
+    )
 
     templates = commands.add_parser("templates", help="list, get, create, delete templates")
     actions = templates.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="every template")
     listing.add_argument("--sender", default=None, help="only this senderInfoTrackingId")
-    listing.add_argument("--page-size", type=int, default=None)
+    listing.add_argument("--page-size", type=_positive_int, default=None)
     get = actions.add_parser("get", help="one template")
     get.add_argument("template_id")
     create = actions.add_parser("create", help="create a template from a JSON file")

@@ -18,8 +18,10 @@ at once, the journal still consistent (rows in flight stay ``pending``, i.e. unk
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,8 +93,8 @@ class SendMany:
         try:
             if self.concurrency < 1:
                 raise UsageError("--concurrency must be at least 1")
-            if self.rate is not None and self.rate <= 0:
-                raise UsageError("--rate must be positive")
+            if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
+                raise UsageError("--rate must be a positive number")
             retry = RetryPolicy(retry_ambiguous_sends=False)
             async with client_factory(retry=retry, max_concurrency=self.concurrency) as client:
                 template = await self._preflight_template(client)
@@ -143,7 +145,10 @@ class SendMany:
             "template_id": self.template_id,
             "lang": self.lang,
         }
-        return Journal.open(self.journal_path, fingerprint)
+        try:
+            return Journal.open(self.journal_path, fingerprint)
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(f"--journal {self.journal_path}: cannot open it ({exc})") from None
 
     async def _send(
         self,
@@ -155,7 +160,10 @@ class SendMany:
     ) -> int:
         stale = journal.mark_stale_pending_unknown()
         known = journal.known()
-        output = _ResultsFile(self.output)
+        try:
+            output = _ResultsFile(self.output)
+        except OSError as exc:
+            raise UsageError(f"--output {self.output}: cannot write it ({exc.strerror})") from None
         try:
             # Unknown rows that will not be resent still get their one results line.
             for record in known.values():
@@ -196,11 +204,12 @@ class SendMany:
                     rows_to_send(), concurrency=self.concurrency, rate_limit=self.rate,
                     template=template,
                 )  # fmt: skip
-                async for outcome in outcomes:
-                    index = seq_to_index.pop(outcome.request.seq)
-                    record = _record(journal, index, outcome)
-                    output.write(record.output_line())
-                    progress.advance(record.state == SENT)
+                async with outcomes:
+                    async for outcome in outcomes:
+                        index = seq_to_index.pop(outcome.request.seq)
+                        record = _record(journal, index, outcome)
+                        output.write(record.output_line())
+                        progress.advance(record.state == SENT)
         finally:
             output.close()
         if resent & set(known):
