@@ -799,21 +799,8 @@ class Transport:
         if token is not shared.header_token:
             shared.set_token(token)
         timeout = _clip_timeout(self._timeout, run.remaining())
-        run.attempts += 1
         try:
-            return await self._send(
-                run.method,
-                url,
-                run.path,
-                params,
-                body,
-                shared.headers_plain if body is None else shared.headers_json,
-                timeout,
-                run.attempts,
-            )
-        except _TransportClosedError:
-            run.attempts -= 1
-            raise
+            return await self._counted_send(run, url, params, body, timeout)
         except APIStatusError as exc:
             if run.replayed or not self._wants_replay(exc, token):
                 raise
@@ -849,6 +836,20 @@ class Transport:
                 run.path,
                 getattr(exc, "status", "?"),
             )
+        return await self._counted_send(
+            run, url, params, body, _clip_timeout(attempt_timeout, run.remaining())
+        )
+
+    async def _counted_send(
+        self,
+        run: RetryRun,
+        url: str,
+        params: Mapping[str, str] | None,
+        body: bytes | None,
+        attempt_timeout: aiohttp.ClientTimeout,
+    ) -> Any:
+        """One HTTP attempt of a retried call, counted in ``run.attempts`` if it was made."""
+        shared = self._shared
         run.attempts += 1
         try:
             return await self._send(
@@ -858,7 +859,7 @@ class Transport:
                 params,
                 body,
                 shared.headers_plain if body is None else shared.headers_json,
-                _clip_timeout(attempt_timeout, run.remaining()),
+                attempt_timeout,
                 run.attempts,
             )
         except _TransportClosedError:

@@ -49,8 +49,9 @@ async def test_soak_2000_sends_with_25_percent_faults(retry_ambiguous_sends: boo
     others = COUNT - report.outcomes["sent"] - refused
     if retry_ambiguous_sends:
         # Retrying sends that may have been accepted duplicates some: that is the trade. Few
-        # sends fail all their attempts.
-        assert others <= 0.03 * COUNT
+        # sends fail all their attempts (about 1%; without retries it would be about 20%: the
+        # bound leaves room for timeouts on a loaded machine).
+        assert others <= 0.10 * COUNT
     else:
         assert report.duplicates == 0
         assert report.misreported == {}  # an ambiguous failure stops at once: never misreported
