@@ -38,7 +38,7 @@ class OpenEnum(StrEnum):
     @property
     def is_known(self) -> bool:
         """False for a value this version of the SDK does not list."""
-        return self._name_ in type(self).__members__
+        return type(self)._value2member_map_.get(self._value_) is self
 
     def __repr__(self) -> str:
         suffix = "" if self.is_known else " (unknown)"

@@ -105,10 +105,8 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 
 
 def _known_strings(enum: type[OpenEnum]) -> frozenset[str]:
-    """The strings ``s`` for which ``enum(s).is_known`` is True: a set lookup on every send
-    instead of an enum construction. ``is_known`` looks the pseudo-member's name up among the
-    member names, so a member's *name* counts too (``Label("PROMOTIONAL")``)."""
-    return frozenset(member.value for member in enum) | frozenset(enum.__members__)
+    """The wire values an enum lists (a set lookup on every send, not an enum construction)."""
+    return frozenset(member.value for member in enum)
 
 
 _DELIVERY_SCOPES = _known_strings(DeliveryScope)

@@ -233,3 +233,13 @@ def test_a_string_is_not_taken_for_a_list() -> None:
         )
     with pytest.raises(ValidationError, match=r"\$\.params: expected an array"):
         from_wire({"templateId": "x", "params": "pin"}, Template)
+
+
+def test_a_member_name_is_not_a_known_value() -> None:
+    from routee_viber_async import Label
+    from routee_viber_async._validation import check_label
+
+    assert Label("promotional").is_known
+    assert not Label("PROMOTIONAL").is_known  # the member's name, not its wire value
+    assert check_label("PROMOTIONAL")
+    assert check_label("promotional") == []
