@@ -66,6 +66,7 @@ __all__ = [
     "FAULT_KINDS",
     "SoakReport",
     "SoakSettings",
+    "approved_otp_template",
     "format_report",
     "main",
     "outcome_kind",
@@ -254,7 +255,8 @@ class _Watch(logging.Handler):
         self.records.append(record)
 
 
-async def _approved_template_id(sb: Sandbox) -> str:
+async def approved_otp_template(sb: Sandbox) -> str:
+    """Create an OTP template (``{{pin}}``) in the sandbox and approve it; returns its id."""
     async with RouteeViberClient(
         credentials=sb.credentials, base_url=sb.base_url, auth_url=sb.auth_url
     ) as client:
@@ -320,7 +322,7 @@ async def _soak(settings: SoakSettings) -> SoakReport:
         fault_after_accept_share=settings.fault_after_accept_share,
         seed=settings.seed,
     ) as sb:
-        template_id = await _approved_template_id(sb)
+        template_id = await approved_otp_template(sb)
         sb.set_faults(settings.fault_rates())
         revoke_after = None if settings.revoke_at is None else int(count * settings.revoke_at)
         started = time.perf_counter()

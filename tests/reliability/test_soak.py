@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.soak import FAULT_KINDS, SoakSettings, format_report, run_soak
+from benchmarks.soak import (
+    FAULT_KINDS,
+    SoakSettings,
+    approved_otp_template,
+    format_report,
+    run_soak,
+)
 from routee_viber_async import (
     AuthenticationError,
-    CreateTemplate,
     RetryPolicy,
     RouteeViberClient,
     SendMessage,
     ServerError,
-    TemplateCategory,
-    TemplateLocale,
-    TemplateParam,
-    VarExample,
 )
 from routee_viber_async.sandbox import Sandbox
 
@@ -61,23 +62,6 @@ async def test_soak_2000_sends_with_25_percent_faults(retry_ambiguous_sends: boo
 # -- what the soak found ----------------------------------------------------------------------
 
 
-async def _otp_template(sb: Sandbox) -> str:
-    async with RouteeViberClient(
-        credentials=sb.credentials, base_url=sb.base_url, auth_url=sb.auth_url
-    ) as client:
-        created = await client.templates.create(
-            sb.sender_id,
-            CreateTemplate(
-                TemplateCategory.OTP,
-                [TemplateParam("pin")],
-                [TemplateLocale("en", "Code {{pin}}")],
-                [VarExample("pin", "123456")],
-            ),
-        )
-    sb.approve(created.template_id)
-    return created.template_id
-
-
 def _client(sb: Sandbox, **options: object) -> RouteeViberClient:
     return RouteeViberClient(
         credentials=sb.credentials,
@@ -90,7 +74,7 @@ def _client(sb: Sandbox, **options: object) -> RouteeViberClient:
 
 async def test_accepted_then_retried_send_is_not_reported_certainly_failed() -> None:
     async with Sandbox(moderation_delay=None, delivery_delay=0.01, seed=3) as sb:
-        template_id = await _otp_template(sb)
+        template_id = await approved_otp_template(sb)
         sb.inject_fault("server_error", after_accept=True)  # attempt 1: stored, answer lost
         sb.inject_fault("service_unavailable", times=3)  # attempts 2-4: a clean 503
         async with _client(sb) as client:
@@ -108,7 +92,7 @@ async def test_token_refused_again_on_a_later_retry_attempt_is_refreshed() -> No
     async with Sandbox(
         moderation_delay=None, delivery_delay=0.01, seed=3, invalid_token_status=401
     ) as sb:
-        template_id = await _otp_template(sb)
+        template_id = await approved_otp_template(sb)
         async with _client(sb) as client:
             message = SendMessage(sb.sender_id, "+306900000002", template_id, "en", {"pin": "1"})
             await client.messages.send(message)  # a token is cached
