@@ -10,7 +10,7 @@ closed before writing, a failed token fetch) are always safe to repeat.
 The transport makes a request's first attempt itself (no tenacity overhead on the happy path);
 only when that attempt fails with a retryable error does :class:`RetryRun` hand the call to
 tenacity (its ``Retrying`` state machine, driven by an async loop: see :meth:`RetryRun.run`),
-which replays the first failure as its own attempt 1 and carries on from there (waits, stops,
+which takes that failure as its attempt 1 and carries on from there (waits, stops,
 ``before_sleep`` logging).
 """
 
@@ -23,15 +23,13 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import aiohttp
 from tenacity import (
-    DoAttempt,
     DoSleep,
     RetryCallState,
     Retrying,
-    retry_if_exception,
     stop_after_attempt,
     wait_random_exponential,
 )
@@ -266,13 +264,17 @@ class RetryQuota:
 
 
 class RetryEngine:
-    """The retry machinery of one transport view: its policy, quota and tenacity pieces.
+    """The retry machinery of one transport view: its policy, quota and tenacity controller.
 
-    Built once per view, so a call that needs retries allocates only its :class:`RetryRun`
-    and tenacity's controller.
+    Built once per view. The tenacity ``Retrying`` is built here once too and shared by every
+    call of the view: its callbacks find the call they decide for through the
+    :class:`RetryCallState` (see :class:`_CallState`), and tenacity keeps its own per-run
+    bookkeeping thread-local and touches it only inside the synchronous ``iter()``, so calls
+    interleaving on one event loop cannot disturb each other. A retried call allocates only its
+    :class:`RetryRun` and that state.
     """
 
-    __slots__ = ("backoff", "closed", "policy", "quota", "sleep", "stop_attempts")
+    __slots__ = ("backoff", "closed", "policy", "quota", "retrying", "sleep", "stop_attempts")
 
     def __init__(
         self,
@@ -290,10 +292,49 @@ class RetryEngine:
             multiplier=policy.initial_backoff, max=policy.max_backoff
         )
         self.stop_attempts = stop_after_attempt(policy.max_attempts)
+        self.retrying = Retrying(
+            stop=_stop,
+            wait=_wait,
+            retry=_retry,
+            before_sleep=_before_sleep,
+            reraise=True,
+        )
 
     def begin(self, method: str, path: str, *, idempotent: bool, started: float) -> RetryRun:
         """The retry state of one call that started at ``started`` (``time.monotonic()``)."""
         return RetryRun(self, method, path, idempotent=idempotent, started=started)
+
+
+class _CallState(RetryCallState):
+    """tenacity's per-call state, carrying the :class:`RetryRun` its callbacks decide for."""
+
+    def __init__(self, retrying: Retrying, run: RetryRun) -> None:
+        super().__init__(retrying, fn=None, args=(), kwargs={})
+        self.run = run
+
+
+def _run_of(state: RetryCallState) -> RetryRun:
+    return cast(_CallState, state).run
+
+
+def _retry(state: RetryCallState) -> bool:
+    outcome = state.outcome
+    if outcome is None or not outcome.failed:
+        return False
+    error = outcome.exception()
+    return error is not None and _run_of(state).should_retry(error)
+
+
+def _wait(state: RetryCallState) -> float:
+    return _run_of(state).wait(state)
+
+
+def _stop(state: RetryCallState) -> bool:
+    return _run_of(state).stop(state)
+
+
+def _before_sleep(state: RetryCallState) -> None:
+    _run_of(state).before_sleep(state)
 
 
 class RetryRun:
@@ -308,7 +349,6 @@ class RetryRun:
     __slots__ = (
         "_decision",
         "_engine",
-        "_first_error",
         "acquired",
         "ambiguous_seen",
         "attempts",
@@ -325,7 +365,6 @@ class RetryRun:
     ) -> None:
         self._engine = engine
         self._decision: Decision | None = None
-        self._first_error: BaseException | None = None
         self.method = method
         self.path = bare_path(path)
         self.idempotent = idempotent
@@ -339,7 +378,7 @@ class RetryRun:
     # -- the decision -------------------------------------------------------------------------
 
     def should_retry(self, exc: BaseException) -> bool:
-        """tenacity's ``retry`` predicate (never True for CancelledError or foreign errors)."""
+        """Whether to retry after ``exc`` (never for CancelledError or foreign errors)."""
         self._decision = None
         if not isinstance(exc, RouteeError) or self._engine.closed():
             return False
@@ -380,7 +419,8 @@ class RetryRun:
 
     # -- tenacity callbacks -------------------------------------------------------------------
 
-    def _wait(self, state: RetryCallState) -> float:
+    def wait(self, state: RetryCallState) -> float:
+        """tenacity's ``wait``: the backoff, at least the server's ``Retry-After``."""
         engine = self._engine
         policy = engine.policy
         seconds = engine.backoff(state)
@@ -392,7 +432,8 @@ class RetryRun:
                 seconds = max(seconds, min(retry_after, policy.max_retry_after))
         return float(seconds * policy.sleep_scale)
 
-    def _stop(self, state: RetryCallState) -> bool:
+    def stop(self, state: RetryCallState) -> bool:
+        """tenacity's ``stop``: attempts, the deadline and the client's retry budget."""
         engine = self._engine
         if engine.stop_attempts(state):
             return True
@@ -420,7 +461,8 @@ class RetryRun:
             self.acquired = cost
         return False
 
-    def _before_sleep(self, state: RetryCallState) -> None:
+    def before_sleep(self, state: RetryCallState) -> None:
+        """tenacity's ``before_sleep``: one INFO record per retry."""
         if logger.isEnabledFor(logging.INFO):
             decision = self._decision
             logger.info(
@@ -435,51 +477,39 @@ class RetryRun:
 
     # -- running ------------------------------------------------------------------------------
 
-    async def _replay_first_then(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
-        first = self._first_error
-        if first is not None:
-            self._first_error = None
-            raise first
-        return await attempt()
-
     async def run(self, attempt: Callable[[], Awaitable[Any]], first_error: BaseException) -> Any:
-        """Retry ``attempt`` with tenacity, counting ``first_error`` as its attempt 1.
+        """Retry ``attempt`` with tenacity, ``first_error`` being the failure of attempt 1.
 
         Returns the first successful result; raises the last error when tenacity stops.
 
-        tenacity's state machine (``Retrying.iter``) makes every decision: the retry predicate,
-        stop, wait, ``before_sleep`` and the re-raise. The loop that awaits the attempts and the
-        sleeps is ``AsyncRetrying.__call__``'s, written out: ``AsyncRetrying`` wraps each of
-        its callbacks into a coroutine function on every iteration (introspecting each with
-        ``inspect``), which costs more than the rest of a retry together, and ours are all
-        synchronous anyway.
+        tenacity's state machine (``Retrying.iter``) makes every decision about a failure: the
+        retry predicate, stop, wait, ``before_sleep`` and the re-raise. The loop that awaits the
+        sleeps and the attempts is ``AsyncRetrying.__call__``'s, written out: ``AsyncRetrying``
+        wraps each of its callbacks into a coroutine function on every iteration (introspecting
+        each with ``inspect``), which costs more than the rest of a retry together, and ours are
+        all synchronous anyway. Two more savings: the failed first attempt (made by the
+        transport itself) enters the state as attempt 1's outcome, so tenacity starts with the
+        decision about it; and a success ends the loop without one more ``iter()``, whose only
+        possible answer (the retry predicate never retries a result) is that result.
         """
         engine = self._engine
-        self._first_error = first_error
-        retrying = Retrying(
-            stop=self._stop,
-            wait=self._wait,
-            retry=retry_if_exception(self.should_retry),
-            before_sleep=self._before_sleep,
-            reraise=True,
-        )
+        retrying = engine.retrying
         retrying.begin()
-        state = RetryCallState(retrying, fn=self._replay_first_then, args=(attempt,), kwargs={})
+        state = _CallState(retrying, self)
+        state.set_exception((type(first_error), first_error, first_error.__traceback__))
         while True:
-            do = retrying.iter(state)
-            if isinstance(do, DoAttempt):
-                try:
-                    result = await self._replay_first_then(attempt)
-                except BaseException:  # tenacity decides (CancelledError is never retried)
-                    state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-                else:
-                    state.set_result(result)
-            elif isinstance(do, DoSleep):
-                state.prepare_for_next_attempt()
-                await engine.sleep(do)
+            do = retrying.iter(state)  # a DoSleep, or it raises the last error
+            if not isinstance(do, DoSleep):
+                raise RuntimeError(f"tenacity answered a failure with {do!r}")
+            state.prepare_for_next_attempt()
+            await engine.sleep(do)
+            try:
+                result = await attempt()
+            except BaseException:  # tenacity decides (CancelledError is never retried)
+                state.set_exception(sys.exc_info())  # type: ignore[arg-type]
             else:
                 break
         quota = engine.quota
         if quota is not None and self.acquired:
             quota.release(self.acquired)
-        return do
+        return result

@@ -6,10 +6,12 @@ import asyncio
 import email.utils
 import itertools
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
+from aiohttp import web
 from transport_helpers import FakeRoutee, MakeTransport, reply, wait_until
 
 from routee_viber_async import _retry
@@ -197,24 +199,61 @@ async def test_connect_errors_are_retried_even_for_posts(
 async def test_first_attempt_success_does_not_touch_tenacity(
     routee: FakeRoutee, make_transport: MakeTransport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    built: list[object] = []
-    real = _retry.Retrying
+    decisions: list[object] = []
+    real_iter = _retry.Retrying.iter
 
-    def spy(*args: object, **kwargs: object) -> object:
-        built.append(kwargs)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+    def spy(self: _retry.Retrying, retry_state: _retry.RetryCallState) -> object:
+        decision = real_iter(self, retry_state)
+        decisions.append(decision)
+        return decision
 
-    monkeypatch.setattr(_retry, "Retrying", spy)
+    monkeypatch.setattr(_retry.Retrying, "iter", spy)
     transport = make_transport(token_provider=STATIC)
     for _ in range(3):
         await transport.request("GET", "/x")
     routee.script(reply(404))
     with pytest.raises(NotFoundError):
         await transport.request("GET", "/x")
-    assert built == []
+    assert decisions == []
     routee.script(reply(503))
     await transport.request("GET", "/x")
-    assert len(built) == 1  # tenacity takes over only for a retryable failure
+    # tenacity takes over only for a retryable failure: one decision (sleep, then attempt 2),
+    # and the success of attempt 2 ends the call.
+    assert len(decisions) == 1
+    assert isinstance(decisions[0], _retry.DoSleep)
+
+
+async def test_interleaved_retried_calls_keep_their_own_state(
+    routee: FakeRoutee, make_transport: MakeTransport
+) -> None:
+    """One tenacity controller serves every call of a view; calls retrying at the same time
+    must each count their own attempts and stop at their own limit."""
+    failures = {f"/c{k}-{copy}": k for k in range(6) for copy in range(4)}
+    hits: Counter[str] = Counter()
+
+    async def step(request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["tail"]
+        hits[path] += 1
+        await asyncio.sleep(0.001 * (hits[path] % 3))  # answers overtake one another
+        if hits[path] <= failures[path]:
+            return web.json_response({"code": "503"}, status=503)
+        return web.json_response({"path": path, "attempt": hits[path]})
+
+    routee.script(*[step] * sum(min(k + 1, 4) for k in failures.values()))
+    transport = make_transport(token_provider=STATIC, retry=RetryPolicy.no_wait(max_attempts=4))
+
+    async def call(path: str) -> tuple[str, object]:
+        try:
+            data, attempts = await transport.request_counted("POST", path, body=b"{}")
+        except ServerError as exc:
+            return path, ("failed", exc.attempts)
+        return path, (data["path"], attempts)
+
+    results = dict(await asyncio.gather(*(call(path) for path in failures)))
+    for path, k in failures.items():
+        expected = ("failed", 4) if k >= 4 else (path, k + 1)
+        assert results[path] == expected, path
+        assert hits[path] == min(k + 1, 4)
 
 
 # -- the ambiguous-send switch -----------------------------------------------------------------
