@@ -80,9 +80,12 @@ def _unstructure_datetime(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds")
 
 
+_fromisoformat = datetime.fromisoformat
+
+
 def _structure_datetime(value: Any, _: type) -> datetime:
     if type(value) is str:  # the wire's case, first
-        return datetime.fromisoformat(value)
+        return _fromisoformat(value)
     if isinstance(value, datetime):
         return value
     if isinstance(value, bool):
@@ -219,6 +222,29 @@ def _optional_structure(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], 
             return structure_inner(value, exact)
 
         return structure_plain
+
+    if structure_inner is _structure_open_enum:
+        # A listed value of an optional enum (most response fields) in one call.
+        listed = inner._value2member_map_
+
+        def structure_enum(value: Any, _: Any) -> Any:
+            if value is None:
+                return None
+            member = listed.get(value) if type(value) is str else None
+            return member if member is not None else _structure_open_enum(value, inner)
+
+        return structure_enum
+
+    if structure_inner is _structure_datetime:
+
+        def structure_datetime(value: Any, _: Any) -> Any:
+            if value is None:
+                return None
+            if type(value) is str:
+                return _fromisoformat(value)
+            return _structure_datetime(value, inner)
+
+        return structure_datetime
 
     def structure(value: Any, _: Any) -> Any:
         return None if value is None else structure_inner(value, inner)

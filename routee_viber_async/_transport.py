@@ -401,21 +401,25 @@ class _Shared:
             connector=connector,
             timeout=self.session_timeout,
             cookie_jar=aiohttp.DummyCookieJar(),
+            headers=self.static_headers(),
         )
         self.session = session
         return session
+
+    def static_headers(self) -> dict[str, str]:
+        """The headers every request carries whatever the token."""
+        return {"Accept": "application/json", "User-Agent": self.user_agent}
 
     def set_token(self, token: AccessToken) -> None:
         """Rebuild the request headers for a new token (once per token, not per request).
 
         They are ``CIMultiDict`` already, the type aiohttp turns any other mapping into on
-        every request.
+        every request. On our own session the static headers are the session's defaults, which
+        aiohttp merges in one C-level copy instead of one Python loop turn per header.
         """
-        base = {
-            "Authorization": f"Bearer {token.value}",
-            "Accept": "application/json",
-            "User-Agent": self.user_agent,
-        }
+        base = {"Authorization": f"Bearer {token.value}"}
+        if not self.owns_session:
+            base.update(self.static_headers())
         self.headers_plain = CIMultiDict(base)
         self.headers_json = CIMultiDict(base, **{"Content-Type": "application/json"})
         self.header_token = token
@@ -639,8 +643,12 @@ class Transport:
         # The first attempt: the same exchange as _send(), written out here so that the happy
         # path runs without one more coroutine in between.
         debug_started = _monotonic() if logger.isEnabledFor(_DEBUG) else None
+        # acquire()/release() rather than ``async with``: one coroutine object less per call,
+        # which with thousands of queued calls is measurably less garbage-collector work.
+        semaphore = shared.semaphore
         try:
-            async with shared.semaphore:
+            await semaphore.acquire()
+            try:
                 session = shared.session
                 if shared.closed or session is None:
                     raise _TransportClosedError(method, path)
@@ -661,6 +669,8 @@ class Transport:
                         raw = await resp.read()
                 except (aiohttp.ClientError, OSError) as exc:
                     raise self._failed(exc, method, path, 1, debug_started) from exc
+            finally:
+                semaphore.release()
             data = _answer(resp, raw, method, path, 1, debug_started)
         except RouteeError as exc:
             sent = 0 if isinstance(exc, _TransportClosedError) else 1
@@ -688,7 +698,9 @@ class Transport:
         """One attempt after the first (retries and the token-refresh replay)."""
         shared = self._shared
         debug_started = _monotonic() if logger.isEnabledFor(_DEBUG) else None
-        async with shared.semaphore:
+        semaphore = shared.semaphore
+        await semaphore.acquire()
+        try:
             session = shared.session
             if shared.closed or session is None:
                 raise _TransportClosedError(method, path)
@@ -705,6 +717,8 @@ class Transport:
                     raw = await resp.read()
             except (aiohttp.ClientError, OSError) as exc:
                 raise self._failed(exc, method, path, attempt, debug_started) from exc
+        finally:
+            semaphore.release()
         return _answer(resp, raw, method, path, attempt, debug_started)
 
     def _failed(

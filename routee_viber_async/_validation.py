@@ -342,6 +342,8 @@ def check_param_value(name: str, value: object) -> list[ValidationIssue]:
                 f"Parameter {name} must be at most {MAX_PARAM_LENGTH} characters.",
             )
         )
+    if "." not in text and ":" not in text:
+        return issues  # every URL, domain and file name has one or the other
     if _looks_like_url(text):
         issues.append(
             ValidationIssue(
@@ -359,8 +361,6 @@ def check_param_value(name: str, value: object) -> list[ValidationIssue]:
 
 
 def _looks_like_url(text: str) -> bool:
-    if "." not in text and ":" not in text:
-        return False
     return bool(
         _SCHEME.search(text)
         or _WWW.search(text)
@@ -399,7 +399,7 @@ def check_template_params(
             )
         )
     for name, value in params.items():
-        issues.extend(check_param_value(str(name), value))
+        issues += check_param_value(name if type(name) is str else str(name), value)
     if declared is not None:
         declared_names = list(dict.fromkeys(declared))
         for name in declared_names:

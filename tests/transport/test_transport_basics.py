@@ -58,17 +58,29 @@ async def test_post_sends_json_body_as_application_json(
     assert hit.content_type == "application/json"
 
 
-async def test_user_agent_and_accept(routee: FakeRoutee, make_transport: MakeTransport) -> None:
-    seen: dict[str, str] = {}
+@pytest.mark.parametrize("own_session", [True, False])
+async def test_user_agent_and_accept(
+    routee: FakeRoutee, make_transport: MakeTransport, own_session: bool
+) -> None:
+    """Our session carries the static headers as its defaults, a caller's session does not:
+    every request has them either way, and a caller's session keeps its own defaults."""
+    seen: list[dict[str, str]] = []
 
     async def capture(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
-        seen.update(request.headers)
+        seen.append(dict(request.headers))
         return aiohttp.web.json_response({})
 
-    routee.script(capture)
-    await make_transport().request("GET", "/x")
-    assert seen["User-Agent"] == DEFAULT_USER_AGENT
-    assert seen["Accept"] == "application/json"
+    routee.script(capture, capture)
+    async with aiohttp.ClientSession(headers={"X-Caller": "kept"}) as session:
+        transport = make_transport() if own_session else make_transport(session=session)
+        await transport.request("GET", "/x")
+        await transport.request("POST", "/y", body=b"{}")
+    for headers in seen:
+        assert headers["User-Agent"] == DEFAULT_USER_AGENT
+        assert headers["Accept"] == "application/json"
+        assert headers["Authorization"].startswith("Bearer ")
+        assert ("X-Caller" in headers) is not own_session
+    assert seen[1]["Content-Type"] == "application/json"
 
 
 async def test_empty_answer_is_none(routee: FakeRoutee, make_transport: MakeTransport) -> None:
