@@ -298,15 +298,20 @@ def _clip_timeout(timeout: aiohttp.ClientTimeout, limit: float | None) -> aiohtt
 
 
 def _answer(
-    resp: aiohttp.ClientResponse,
+    status: int,
+    headers: Mapping[str, str],
     raw: bytes,
     method: str,
     path: str,
     attempt: int,
     debug_started: float | None,
 ) -> Any:
-    """The decoded JSON of a 2xx answer (None if empty), or the typed error of any other."""
-    status = resp.status
+    """The decoded JSON of a 2xx answer (None if empty), or the typed error of any other.
+
+    It takes the status and headers rather than the response: an error raised here keeps this
+    frame alive in its traceback, and a call waiting to retry should not keep the whole
+    response (its stream, timers, request info) alive with it.
+    """
     if debug_started is not None:
         logger.debug(
             "%s %s -> %d (attempt %d, %.1f ms)",
@@ -326,11 +331,11 @@ def _answer(
                 "the answer is not valid JSON",
                 status=status,
                 body=_error_body(raw),
-                headers=dict(resp.headers),
+                headers=dict(headers),
                 method=method,
                 path=bare_path(path),
             ) from exc
-    raise _status_error(status, raw, resp.headers, method, path)
+    raise _status_error(status, raw, headers, method, path)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -671,7 +676,9 @@ class Transport:
                     raise self._failed(exc, method, path, 1, debug_started) from exc
             finally:
                 semaphore.release()
-            data = _answer(resp, raw, method, path, 1, debug_started)
+            status, answer_headers = resp.status, resp.headers
+            del resp  # a retry may wait long: keep nothing of this answer but the error
+            data = _answer(status, answer_headers, raw, method, path, 1, debug_started)
         except RouteeError as exc:
             sent = 0 if isinstance(exc, _TransportClosedError) else 1
             return await self._recover(
@@ -719,7 +726,9 @@ class Transport:
                 raise self._failed(exc, method, path, attempt, debug_started) from exc
         finally:
             semaphore.release()
-        return _answer(resp, raw, method, path, attempt, debug_started)
+        status, answer_headers = resp.status, resp.headers
+        del resp  # see request_counted
+        return _answer(status, answer_headers, raw, method, path, attempt, debug_started)
 
     def _failed(
         self,

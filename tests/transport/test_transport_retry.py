@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gc
 import itertools
 import time
+import weakref
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import pytest
@@ -312,6 +315,35 @@ async def test_timeout_after_write_not_repeated_for_post_when_switched_off(
         await transport.request("GET", "/g")  # idempotent: repeated
     assert caught.value.attempts == 3
     assert routee.api_hits == 4
+
+
+@pytest.mark.parametrize("status", [503, 429])
+async def test_a_call_waiting_to_retry_keeps_no_response_alive(
+    routee: FakeRoutee,
+    make_transport: MakeTransport,
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+) -> None:
+    """Thousands of calls may wait out a 429 storm: each keeps its error, not the answer's
+    response object (stream, timers, request info)."""
+    live: weakref.WeakSet[aiohttp.ClientResponse] = weakref.WeakSet()
+    real_init = aiohttp.ClientResponse.__init__
+
+    def tracked_init(self: aiohttp.ClientResponse, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        live.add(self)
+
+    monkeypatch.setattr(aiohttp.ClientResponse, "__init__", tracked_init)
+    routee.script(reply(status, {"code": str(status)}, headers={"Retry-After": "1"}))
+    transport = make_transport(token_provider=STATIC, retry=RetryPolicy(sleep_scale=0.3))
+    call = asyncio.ensure_future(transport.request_counted("POST", "/m", body=b"{}"))
+    await wait_until(lambda: routee.api_hits == 1)
+    await asyncio.sleep(0.05)  # the call is now sleeping before its retry
+    assert not call.done()
+    gc.collect()
+    assert len(live) == 0
+    _, attempts = await call
+    assert attempts == 2
 
 
 # -- Retry-After -------------------------------------------------------------------------------
