@@ -5,6 +5,7 @@
     python -m benchmarks                  # all four, send_many at 100,000 and 1,000,000
     python -m benchmarks --quick          # send_many at 100,000 only
     python -m benchmarks --only cpu,retry --rounds 9 --n 5000
+    python -m benchmarks --only instructions   # callgrind counts (needs valgrind)
     python -m benchmarks --markdown out.md
 
 The server is one separate process for the whole run (send_many's runs are child processes of
@@ -30,9 +31,10 @@ import routee_viber_async
 from ._common import server_process
 from ._cpu import CpuResult, run_cpu
 from ._fanout import FanoutResult, run_fanout
+from ._instructions import InstructionsResult, run_instructions, valgrind_available
 from ._storm import StormResult, run_storm
 
-_ALL = ("cpu", "retry", "fanout", "storm")
+_ALL = ("cpu", "retry", "instructions", "fanout", "storm")
 
 
 def _parse() -> argparse.Namespace:
@@ -76,6 +78,7 @@ def _ratio(value: float) -> str:
 def _rows(
     cpu: CpuResult | None,
     retry: CpuResult | None,
+    instructions: InstructionsResult | str | None,
     fanout: list[tuple[FanoutResult, FanoutResult]],
     storm: StormResult | None,
 ) -> list[tuple[str, str, str, str, str]]:
@@ -109,6 +112,22 @@ def _rows(
                 "≤ 1.05x",
             )
         )
+    if isinstance(instructions, str):
+        rows.append(("instructions per send (callgrind)", instructions, "", "", ""))
+    elif instructions is not None:
+        for label, sdk_k, raw_k in (
+            ("", instructions.sdk_k, instructions.raw_k),
+            (", 5 % of answers 503", instructions.flaky_sdk_k, instructions.flaky_raw_k),
+        ):
+            rows.append(
+                (
+                    f"instructions per send{label} (callgrind, C={instructions.concurrency})",
+                    f"{sdk_k:.0f} k",
+                    f"{raw_k:.0f} k",
+                    _ratio(sdk_k / raw_k),
+                    "≤ 1.05x",
+                )
+            )
     for sdk, raw in fanout:
         rows.append(
             (
@@ -202,6 +221,7 @@ def main() -> None:
         sys.exit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     sizes = [int(size) for size in args.fanout.split(",") if size.strip()]
     cpu = retry = None
+    instructions: InstructionsResult | str | None = None
     storm = None
     fanout: list[tuple[FanoutResult, FanoutResult]] = []
     started = time.perf_counter()
@@ -230,6 +250,13 @@ def main() -> None:
                 f"retry: SDK {retry.sdk_us:.1f} µs, raw {retry.raw_us:.1f} µs, ratio "
                 f"{retry.ratio:.3f} (quartiles {retry.ratio_q1:.3f}-{retry.ratio_q3:.3f})"
             )
+        if "instructions" in selected:
+            if valgrind_available():
+                instructions = run_instructions(server, concurrency=args.concurrency)
+                note(f"instructions: {instructions}")
+            else:
+                instructions = "skipped: valgrind is not installed"
+                note(f"instructions: {instructions}")
         if "storm" in selected:
             storm = asyncio.run(run_storm(server, calls=args.storm_calls))
             note(f"storm: {storm}")
@@ -246,7 +273,7 @@ def main() -> None:
                         note(f"{mode} send_many {n:,}: {runs[mode]}")
                     pairs.append((runs["sdk"], runs["raw"]))
                 fanout.append(_median_pair(pairs))
-    table = _table(_rows(cpu, retry, fanout, storm))
+    table = _table(_rows(cpu, retry, instructions, fanout, storm))
     command = "python -m benchmarks " + " ".join(sys.argv[1:])
     print()
     print(table)

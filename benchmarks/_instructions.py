@@ -1,0 +1,167 @@
+"""Benchmarks 1 and 4 counted in instructions: what the client executes per send (callgrind).
+
+Process CPU time on a shared machine moves by ±5-10 % from run to run (the other core's load,
+the allocator's state, where a full garbage collection lands); the number of instructions the
+client process executes per send hardly moves. Each contender runs as a child process under
+``valgrind --tool=callgrind`` twice, sending ``small`` and then ``large`` messages in one
+``asyncio.gather`` at concurrency C (start-up, imports and warm-up are the same in both runs);
+``(I_large - I_small) / (large - small)`` is the count per send. User-space instructions only:
+system calls are counted where they are made, not inside the kernel.
+
+Needs ``valgrind`` on the PATH; without it the benchmark reports itself skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import attrs
+
+from routee_viber_async import ClientCredentials, RetryPolicy, RouteeViberClient
+
+from ._common import Server, message, payload
+from ._cpu import FLAKY_INITIAL_BACKOFF, FLAKY_MAX_BACKOFF
+from ._raw import RawClient
+from ._server import APP_ID, APP_SECRET
+
+__all__ = ["InstructionsResult", "run_instructions", "valgrind_available"]
+
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+@attrs.frozen
+class InstructionsResult:
+    """Instructions per send of each contender (thousands), plain and with 5 % of 503s."""
+
+    small: int
+    large: int
+    concurrency: int
+    sdk_k: float
+    raw_k: float
+    flaky_sdk_k: float
+    flaky_raw_k: float
+
+
+def valgrind_available() -> bool:
+    """Whether callgrind can be run here."""
+    return shutil.which("valgrind") is not None
+
+
+def _count(mode: str, n: int, base_url: str, concurrency: int, flaky: bool) -> int:
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        "-m",
+        "benchmarks._instructions",
+        mode,
+        str(n),
+        base_url,
+        str(concurrency),
+    ]
+    if flaky:
+        command.append("--flaky")
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(command, capture_output=True, text=True, cwd=root, env=env, check=False)
+    found = _COLLECTED.search(out.stderr)
+    if out.returncode != 0 or found is None:
+        raise RuntimeError(f"callgrind run failed ({mode}, {n}): {out.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def run_instructions(
+    server: Server, *, small: int = 1000, large: int = 5000, concurrency: int = 50
+) -> InstructionsResult:
+    """Count both contenders, plain and flaky.
+
+    The SDK's and the raw loop's runs of the same size go side by side (two valgrind processes
+    at a time), so that both meet the same load: how many answers are ready at each turn of the
+    event loop changes the count a little.
+    """
+    jobs = [
+        (mode, n, flaky)
+        for flaky in (False, True)
+        for n in (small, large)
+        for mode in ("sdk", "raw")
+    ]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = dict(
+            zip(
+                jobs,
+                pool.map(
+                    lambda job: _count(job[0], job[1], server.base_url, concurrency, job[2]),
+                    jobs,
+                ),
+                strict=True,
+            )
+        )
+
+    def per_send(mode: str, flaky: bool) -> float:
+        return (counts[mode, large, flaky] - counts[mode, small, flaky]) / (large - small) / 1000
+
+    return InstructionsResult(
+        small=small,
+        large=large,
+        concurrency=concurrency,
+        sdk_k=per_send("sdk", False),
+        raw_k=per_send("raw", False),
+        flaky_sdk_k=per_send("sdk", True),
+        flaky_raw_k=per_send("raw", True),
+    )
+
+
+# -- the child process ---------------------------------------------------------------------------
+
+
+async def _child(mode: str, n: int, base_url: str, concurrency: int, flaky: bool) -> None:
+    auth_url = f"{base_url}/oauth/token"
+    api_url = f"{base_url}/flaky" if flaky else base_url
+    if mode == "sdk":
+        messages = [message(i) for i in range(n)]
+        async with RouteeViberClient(
+            credentials=ClientCredentials(APP_ID, APP_SECRET),
+            base_url=api_url,
+            auth_url=auth_url,
+            max_concurrency=concurrency,
+            retry=RetryPolicy(
+                initial_backoff=FLAKY_INITIAL_BACKOFF, max_backoff=FLAKY_MAX_BACKOFF, budget=None
+            ),
+        ) as client:
+            send = client.messages.send
+            await asyncio.gather(*[send(m) for m in messages])
+        return
+    payloads = [payload(i) for i in range(n)]
+    async with RawClient(
+        send_url=f"{api_url}/viber/transactional/messages",
+        auth_url=auth_url,
+        concurrency=concurrency,
+        initial_backoff=FLAKY_INITIAL_BACKOFF,
+        max_backoff=FLAKY_MAX_BACKOFF,
+    ) as raw:
+        send_raw = raw.send_with_retry if flaky else raw.send
+        await asyncio.gather(*[send_raw(p) for p in payloads])
+
+
+def main() -> None:
+    """``python -m benchmarks._instructions MODE N BASE_URL C [--flaky]`` (run by valgrind)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["sdk", "raw"])
+    parser.add_argument("n", type=int)
+    parser.add_argument("base_url")
+    parser.add_argument("concurrency", type=int)
+    parser.add_argument("--flaky", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(_child(args.mode, args.n, args.base_url, args.concurrency, args.flaky))
+
+
+if __name__ == "__main__":
+    main()
