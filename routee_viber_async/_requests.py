@@ -14,7 +14,7 @@ import attrs
 
 from . import _validation as v
 from ._enums import DeliveryScope, Label, LegacyOtpType, TemplateCategory
-from ._errors import ValidationError, ValidationIssue
+from ._errors import ValidationIssue
 from ._fields import required_on_wire, secret_field, secret_mapping_field, wire_field
 
 if TYPE_CHECKING:
@@ -120,9 +120,7 @@ class SendMessage:
 
     def validate(self, template: Template | None = None) -> None:
         """Raise :class:`ValidationError` with every issue found, if any."""
-        issues = self.issues(template)
-        if issues:
-            raise ValidationError(issues)
+        v.raise_if(self.issues(template))
 
 
 @attrs.frozen
