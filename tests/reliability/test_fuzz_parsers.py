@@ -28,6 +28,7 @@ from routee_viber_async import (
     DeliveryCallback,
     ModerationCallback,
     ValidationError,
+    _converter,
     _requests,
     _responses,
 )
@@ -193,6 +194,57 @@ def test_from_wire_any_json_shaped_like_each_model(
     wire = orjson.loads(orjson.dumps(to_wire(obj)))
     again = from_wire(wire, cl)
     assert orjson.loads(orjson.dumps(to_wire(again))) == wire
+
+
+DETAILED_ONLY = _converter._build(masked=False, positional=False)
+
+
+def _structured_by(conv: Any, body: Any, cl: type[Any]) -> tuple[Any, Any]:
+    """What ``conv`` makes of ``body``: the object, or what its error says, field by field."""
+    try:
+        return conv.get_structure_hook(cl)(body, cl), None
+    except Exception as exc:
+        return None, (type(exc), _converter._describe(exc, "$"))
+
+
+@pytest.mark.parametrize("cl", MODELS, ids=lambda cl: cl.__name__)
+@FUZZ
+@given(data=st.data())
+def test_the_positional_fast_path_agrees_with_cattrs_detailed_hooks(
+    cl: type[Any], data: st.DataObject
+) -> None:
+    """Same object for every accepted body, the same error (same fields) for every other."""
+    body = data.draw(model_dicts(cl) | JSON, label="body")
+    fast = _structured_by(_converter.WIRE, body, cl)
+    detailed = _structured_by(DETAILED_ONLY, body, cl)
+    assert fast == detailed
+
+
+def test_the_fast_path_is_taken_for_a_send_answer() -> None:
+    """A valid answer never reaches cattrs' detailed hook (whose keyword call is the slow part)."""
+    body = {
+        "trackingId": "t-1",
+        "seq": 7,
+        "status": {"status": "QUEUED", "date": "2026-05-20T05:45:13.606Z"},
+        "newKey": {"kept": True},
+    }
+    calls: list[str] = []
+
+    class Spy(_responses.SendResult):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            calls.append("positional" if len(args) > 1 else "keywords")
+            super().__init__(*args, **kwargs)
+
+    spy_conv = _converter._build(masked=False)
+    obj = spy_conv.get_structure_hook(Spy)(body, Spy)
+    assert calls == ["positional"]
+    assert obj.status is not None
+    assert obj.status.status == "QUEUED"
+    assert obj.extra == {"newKey": {"kept": True}}
+    calls.clear()
+    with pytest.raises(Exception, match="While structuring Spy"):
+        spy_conv.get_structure_hook(Spy)({"seq": 7}, Spy)  # no trackingId: the detailed path
+    assert calls == []
 
 
 # -- the webhook parsers --------------------------------------------------------------------------
