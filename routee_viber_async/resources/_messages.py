@@ -37,16 +37,24 @@ class MessagesResource(Resource):
         """
         # The same steps as send_counted, without a coroutine in between (the hot path).
         data, _ = await self._transport.request_counted(
-            "POST", _SEND_PATH, body=_send_body(message, template, validate), idempotent=False
+            "POST", _SEND_PATH, body=_send_body(message, template, validate, None), idempotent=False
         )
         return from_wire(data, SendResult)
 
     async def send_counted(
-        self, message: SendMessage, *, template: Template | None = None, validate: bool = True
+        self,
+        message: SendMessage,
+        *,
+        template: Template | None = None,
+        validate: bool = True,
+        seq: int | None = None,
     ) -> tuple[SendResult, int]:
-        """:meth:`send`, also returning how many HTTP attempts it took."""
+        """:meth:`send`, also returning how many HTTP attempts it took.
+
+        ``seq`` is the one to send when the message has none (``send_many`` assigns it).
+        """
         data, attempts = await self._transport.request_counted(
-            "POST", _SEND_PATH, body=_send_body(message, template, validate), idempotent=False
+            "POST", _SEND_PATH, body=_send_body(message, template, validate, seq), idempotent=False
         )
         return from_wire(data, SendResult), attempts
 
@@ -81,11 +89,14 @@ class MessagesResource(Resource):
         )
 
 
-def _send_body(message: SendMessage, template: Template | None, validate: bool) -> bytes:
-    """The JSON body of a send: checked (unless told not to), with a ``seq`` if it has none."""
+def _send_body(
+    message: SendMessage, template: Template | None, validate: bool, seq: int | None
+) -> bytes:
+    """The JSON body of a send: checked (unless told not to), with a ``seq`` if it has none
+    (``seq``, or a new one)."""
     if validate:
         message.validate(template)
     body = to_wire(message)
     if message.seq is None:
-        body["seq"] = next_seq()
+        body["seq"] = next_seq() if seq is None else seq
     return dumps(body)

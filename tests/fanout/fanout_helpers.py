@@ -141,7 +141,12 @@ class FastMessages(MessagesResource):
         self.sends = 0
 
     async def send_counted(
-        self, message: SendMessage, *, template: Template | None = None, validate: bool = True
+        self,
+        message: SendMessage,
+        *,
+        template: Template | None = None,
+        validate: bool = True,
+        seq: int | None = None,
     ) -> tuple[SendResult, int]:
         self.sends += 1
         return RESULT, 1

@@ -20,6 +20,7 @@ from fanout_helpers import (
 )
 
 from routee_viber_async import SendMessage, SendOutcome, SendResult, ValidationError
+from routee_viber_async.resources import _fanout
 from routee_viber_async.resources._fanout import SendManyIterator, _with_seq
 
 
@@ -93,6 +94,33 @@ async def test_seq_is_assigned_once_per_input_and_inputs_are_never_changed() -> 
     assert [b["seq"] for b in sorted(transport.bodies, key=lambda b: b["seq"])] == sorted(
         [*assigned, 123456]
     )
+
+
+async def test_the_copy_carrying_the_seq_is_made_only_when_request_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    copies: list[int] = []
+
+    def counting_copy(message: SendMessage, seq: int) -> SendMessage:
+        copies.append(seq)
+        return _with_seq(message, seq)
+
+    monkeypatch.setattr(_fanout, "_with_seq", counting_copy)
+    transport = StubTransport()
+    inputs = [message(i, template_params={"pin": f"P{i}Q"}) for i in range(5)]
+
+    outcomes = [o async for o in resource(transport).send_many(inputs, concurrency=2)]
+
+    assert copies == []  # sent with its seq, yet nothing copied
+    first = outcomes[0]
+    request = first.request
+    assert request is first.request  # made once, then kept
+    assert copies == [request.seq]
+    assert request == attrs.evolve(inputs[first.index], seq=request.seq)
+    assert request.seq in {b["seq"] for b in transport.bodies}  # the seq that went out
+    assert f"seq={request.seq}" in repr(first)
+    assert "{'pin': '***'}" in repr(first)
+    assert f"P{first.index}Q" not in repr(first)
 
 
 def test_the_fast_seq_copy_equals_attrs_evolve() -> None:
