@@ -1,4 +1,4 @@
-"""Benchmarks 1 and 4 counted in instructions: what the client executes per send (callgrind).
+"""Benchmarks 1, 2 and 4 counted in instructions: what the client executes per send (callgrind).
 
 Process CPU time on a shared machine moves by ±5-10 % from run to run (the other core's load,
 the allocator's state, where a full garbage collection lands); the number of instructions the
@@ -6,7 +6,9 @@ client process executes per send hardly moves. Each contender runs as a child pr
 ``valgrind --tool=callgrind`` twice, sending ``small`` and then ``large`` messages in one
 ``asyncio.gather`` at concurrency C (start-up, imports and warm-up are the same in both runs);
 ``(I_large - I_small) / (large - small)`` is the count per send. User-space instructions only:
-system calls are counted where they are made, not inside the kernel.
+system calls are counted where they are made, not inside the kernel. The fan-out variant runs
+``send_many`` over generated messages against the raw loop's ``concurrency`` workers pulling
+generated payloads (benchmark 2's contenders).
 
 Needs ``valgrind`` on the PATH; without it the benchmark reports itself skipped.
 """
@@ -26,7 +28,7 @@ import attrs
 
 from routee_viber_async import ClientCredentials, RetryPolicy, RouteeViberClient
 
-from ._common import Server, message, payload
+from ._common import Server, generate_messages, generate_payloads, message, payload
 from ._cpu import FLAKY_INITIAL_BACKOFF, FLAKY_MAX_BACKOFF
 from ._raw import RawClient
 from ._server import APP_ID, APP_SECRET
@@ -38,7 +40,7 @@ _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 @attrs.frozen
 class InstructionsResult:
-    """Instructions per send of each contender (thousands), plain and with 5 % of 503s."""
+    """Instructions per send of each contender (thousands): plain, with 5 % of 503s, fan-out."""
 
     small: int
     large: int
@@ -47,6 +49,8 @@ class InstructionsResult:
     raw_k: float
     flaky_sdk_k: float
     flaky_raw_k: float
+    fanout_sdk_k: float
+    fanout_raw_k: float
 
 
 def valgrind_available() -> bool:
@@ -54,7 +58,10 @@ def valgrind_available() -> bool:
     return shutil.which("valgrind") is not None
 
 
-def _count(mode: str, n: int, base_url: str, concurrency: int, flaky: bool) -> int:
+_VARIANTS = ("plain", "flaky", "fanout")
+
+
+def _count(mode: str, n: int, base_url: str, concurrency: int, variant: str) -> int:
     command = [
         "valgrind",
         "--tool=callgrind",
@@ -66,9 +73,8 @@ def _count(mode: str, n: int, base_url: str, concurrency: int, flaky: bool) -> i
         str(n),
         base_url,
         str(concurrency),
+        variant,
     ]
-    if flaky:
-        command.append("--flaky")
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run(command, capture_output=True, text=True, cwd=root, env=env, check=False)
@@ -81,15 +87,15 @@ def _count(mode: str, n: int, base_url: str, concurrency: int, flaky: bool) -> i
 def run_instructions(
     server: Server, *, small: int = 1000, large: int = 5000, concurrency: int = 50
 ) -> InstructionsResult:
-    """Count both contenders, plain and flaky.
+    """Count both contenders in every variant.
 
     The SDK's and the raw loop's runs of the same size go side by side (two valgrind processes
     at a time), so that both meet the same load: how many answers are ready at each turn of the
     event loop changes the count a little.
     """
     jobs = [
-        (mode, n, flaky)
-        for flaky in (False, True)
+        (mode, n, variant)
+        for variant in _VARIANTS
         for n in (small, large)
         for mode in ("sdk", "raw")
     ]
@@ -105,26 +111,34 @@ def run_instructions(
             )
         )
 
-    def per_send(mode: str, flaky: bool) -> float:
-        return (counts[mode, large, flaky] - counts[mode, small, flaky]) / (large - small) / 1000
+    def per_send(mode: str, variant: str) -> float:
+        return (
+            (counts[mode, large, variant] - counts[mode, small, variant]) / (large - small) / 1000
+        )
 
     return InstructionsResult(
         small=small,
         large=large,
         concurrency=concurrency,
-        sdk_k=per_send("sdk", False),
-        raw_k=per_send("raw", False),
-        flaky_sdk_k=per_send("sdk", True),
-        flaky_raw_k=per_send("raw", True),
+        sdk_k=per_send("sdk", "plain"),
+        raw_k=per_send("raw", "plain"),
+        flaky_sdk_k=per_send("sdk", "flaky"),
+        flaky_raw_k=per_send("raw", "flaky"),
+        fanout_sdk_k=per_send("sdk", "fanout"),
+        fanout_raw_k=per_send("raw", "fanout"),
     )
 
 
 # -- the child process ---------------------------------------------------------------------------
 
 
-async def _child(mode: str, n: int, base_url: str, concurrency: int, flaky: bool) -> None:
+async def _child(mode: str, n: int, base_url: str, concurrency: int, variant: str) -> None:
     auth_url = f"{base_url}/oauth/token"
+    flaky = variant == "flaky"
     api_url = f"{base_url}/flaky" if flaky else base_url
+    if variant == "fanout":
+        await _fanout_child(mode, n, base_url, concurrency)
+        return
     if mode == "sdk":
         messages = [message(i) for i in range(n)]
         async with RouteeViberClient(
@@ -151,16 +165,39 @@ async def _child(mode: str, n: int, base_url: str, concurrency: int, flaky: bool
         await asyncio.gather(*[send_raw(p) for p in payloads])
 
 
+async def _fanout_child(mode: str, n: int, base_url: str, concurrency: int) -> None:
+    auth_url = f"{base_url}/oauth/token"
+    if mode == "sdk":
+        async with RouteeViberClient(
+            credentials=ClientCredentials(APP_ID, APP_SECRET),
+            base_url=base_url,
+            auth_url=auth_url,
+            max_concurrency=concurrency,
+        ) as client:
+            async for outcome in client.messages.send_many(
+                generate_messages(n), concurrency=concurrency
+            ):
+                assert outcome.ok
+        return
+    async with RawClient(
+        send_url=f"{base_url}/viber/transactional/messages",
+        auth_url=auth_url,
+        concurrency=concurrency,
+    ) as raw:
+        ok, _ = await raw.fan_out(generate_payloads(n))
+        assert ok == n
+
+
 def main() -> None:
-    """``python -m benchmarks._instructions MODE N BASE_URL C [--flaky]`` (run by valgrind)."""
+    """``python -m benchmarks._instructions MODE N BASE_URL C VARIANT`` (run by valgrind)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["sdk", "raw"])
     parser.add_argument("n", type=int)
     parser.add_argument("base_url")
     parser.add_argument("concurrency", type=int)
-    parser.add_argument("--flaky", action="store_true")
+    parser.add_argument("variant", choices=_VARIANTS)
     args = parser.parse_args()
-    asyncio.run(_child(args.mode, args.n, args.base_url, args.concurrency, args.flaky))
+    asyncio.run(_child(args.mode, args.n, args.base_url, args.concurrency, args.variant))
 
 
 if __name__ == "__main__":
