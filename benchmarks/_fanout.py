@@ -16,11 +16,11 @@ peak resident set size says nothing of another's. Two kinds of child:
 
 Why interleaved rounds, and why several hash seeds: on a shared 2-core machine the CPU a send
 costs moves by 10-20 % within a minute (other tenants, where a full garbage collection lands),
-so whole runs a minute apart compare the machine's moods. And the hash seed decides how the
-interpreter's dicts and sets are laid out, and with it how well a hot path uses the caches: the
-raw loop's CPU per send was about 90 µs under some seeds and 105-115 µs under most, with the
-same instruction count (callgrind). Rounds taking turns meet the same moods; seeds spread the
-layout luck over both contenders.
+so whole runs a minute apart compare the machine's moods. And a process's layout (its hash
+seed, its history) decides how well a hot path uses the caches: in one series the raw loop's
+CPU per send was about 90 µs under one seed and 105-129 µs under eight others, with the same
+instruction count (callgrind). Rounds taking turns meet the same moods; several seeds spread
+the layout luck over both contenders.
 
 One more coin the raw loop tosses: asyncio reads a socket into a fresh 256 KiB buffer, which
 glibc serves with ``mmap`` (and an ``mremap`` and ``munmap`` after) until something frees a
