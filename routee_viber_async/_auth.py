@@ -257,6 +257,10 @@ _SOFT_FAILURE_BACKOFF = 5.0
 _TRANSIENT = (TransportError, ServerError, RateLimitError)
 
 
+class _FetchAbandoned(Exception):
+    """The caller fetching a token was cancelled before it got one (never leaves this module)."""
+
+
 class TokenManager:
     """Caches a provider's token, refreshes it ahead of expiry, one fetch at a time.
 
@@ -268,13 +272,14 @@ class TokenManager:
       coroutine already replaced that token, so any number of concurrent 401s carrying the same
       stale token cause one fetch.
     - Concurrent callers waiting for the same fetch share its outcome, failure included: bad
-      credentials cost one auth request, not one per caller.
+      credentials cost one auth request, not one per caller. They wait on one future, which the
+      fetch completes for all of them in the same turn of the event loop (a lock hands itself
+      on to one waiter per turn: a thousand calls arriving without a token used to leave it one
+      by one, each a loop iteration, and went out one by one).
     """
 
     __slots__ = (
-        "_error",
-        "_generation",
-        "_lock",
+        "_pending",
         "_rejected",
         "auth_url",
         "fetches",
@@ -301,9 +306,8 @@ class TokenManager:
         self.refresh_at = -math.inf
         #: How many times the provider was asked for a token.
         self.fetches = 0
-        self._lock = asyncio.Lock()
-        self._generation = 0
-        self._error: BaseException | None = None
+        #: The fetch in flight, if any: every caller meanwhile waits for its outcome.
+        self._pending: asyncio.Future[AccessToken] | None = None
         self._rejected: AccessToken | None = None
 
     async def get(self, http: aiohttp.ClientSession) -> AccessToken:
@@ -313,7 +317,11 @@ class TokenManager:
             now = _monotonic()
             if now < self.refresh_at:
                 return token
-            if self._lock.locked() and token is not self._rejected and not token.is_expired(now):
+            if (
+                self._pending is not None
+                and token is not self._rejected
+                and not token.is_expired(now)
+            ):
                 return token  # being refreshed ahead by someone else; still good meanwhile
         return await self._refresh(http, stale=None)
 
@@ -329,16 +337,30 @@ class TokenManager:
     async def _refresh(
         self, http: aiohttp.ClientSession, *, stale: AccessToken | None
     ) -> AccessToken:
-        generation = self._generation
-        async with self._lock:
-            if self._generation != generation:
-                # A fetch finished while we waited: share its outcome.
-                if self._error is not None:
-                    raise self._error
-                token = self.token
-                if token is not None and token is not stale:
-                    return token
-            return await self._fetch(http, stale=stale)
+        while (pending := self._pending) is not None:
+            try:
+                # Shielded: a waiter's cancellation must not cancel everyone's fetch.
+                token = await asyncio.shield(pending)
+            except _FetchAbandoned:
+                continue  # its caller was cancelled: fetch (or join whoever does)
+            if token is not stale:
+                return token
+        future: asyncio.Future[AccessToken] = asyncio.get_running_loop().create_future()
+        self._pending = future
+        try:
+            token = await self._fetch(http, stale=stale)
+        except Exception as exc:
+            future.set_exception(exc)
+            raise
+        except BaseException:  # cancelled before the token came: a waiter takes over
+            future.set_exception(_FetchAbandoned())
+            raise
+        else:
+            future.set_result(token)
+            return token
+        finally:
+            self._pending = None
+            future.exception()  # retrieved, so an outcome nobody waited for is not logged
 
     async def _fetch(
         self, http: aiohttp.ClientSession, *, stale: AccessToken | None
@@ -361,7 +383,6 @@ class TokenManager:
             self._store(token)
             return token
         now = _monotonic()
-        self._generation += 1
         if (
             isinstance(error, _TRANSIENT)
             and stale is None
@@ -370,7 +391,6 @@ class TokenManager:
         ):
             # Refreshing ahead failed, but the current token is still valid: keep using it,
             # and try again a little later.
-            self._error = None
             self.refresh_at = now + min(_SOFT_FAILURE_BACKOFF, previous.remaining(now) / 2)
             if logger.isEnabledFor(logging.WARNING):
                 logger.warning(
@@ -380,12 +400,9 @@ class TokenManager:
                     previous.remaining(now),
                 )
             return previous
-        self._error = error
         raise error
 
     def _store(self, token: AccessToken) -> None:
-        self._generation += 1
-        self._error = None
         self.token = token
         expires_at = token.expires_at
         if expires_at is None:

@@ -91,7 +91,7 @@ def assert_idle(client: RouteeViberClient) -> None:
     semaphore = shared.semaphore
     assert semaphore._value == shared.max_concurrency, "a semaphore slot was not released"
     assert not semaphore._waiters, "a task still waits for a slot"
-    assert not shared.tokens._lock.locked(), "the token lock is still held"
+    assert shared.tokens._pending is None, "a token fetch is still in flight"
     session = shared.session
     if session is not None and not session.closed:
         connector = session.connector

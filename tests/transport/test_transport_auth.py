@@ -335,3 +335,54 @@ async def test_manager_rejects_a_provider_returning_garbage() -> None:
     async with aiohttp.ClientSession() as http:
         with pytest.raises(TypeError, match="AccessToken"):
             await manager.get(http)
+
+
+class _GatedProvider:
+    """Hands out ``token-1``, ``token-2``, ... each once its gate opens."""
+
+    def __init__(self) -> None:
+        self.gates: list[asyncio.Event] = []
+        self.calls = 0
+
+    async def fetch_token(self, http: aiohttp.ClientSession, auth_url: str) -> AccessToken:
+        self.calls += 1
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        await gate.wait()
+        return AccessToken.from_expires_in(f"token-{self.calls}", 3600)
+
+
+async def test_every_caller_waiting_for_a_fetch_resumes_in_the_same_turn_of_the_loop() -> None:
+    provider = _GatedProvider()
+    manager = TokenManager(provider, "http://unused")
+    async with aiohttp.ClientSession() as http:
+        callers = [asyncio.create_task(manager.get(http)) for _ in range(300)]
+        await wait_until(lambda: provider.calls == 1)
+        provider.gates[0].set()
+        # A lock would let its waiters go one per turn of the event loop (300 turns); one shared
+        # outcome lets them all go at once.
+        for _ in range(4):
+            await asyncio.sleep(0)
+        assert all(caller.done() for caller in callers)
+        assert {caller.result().value for caller in callers} == {"token-1"}
+        assert provider.calls == 1
+        assert manager.fetches == 1
+
+
+async def test_a_fetch_whose_caller_is_cancelled_is_taken_over_by_a_waiter() -> None:
+    provider = _GatedProvider()
+    manager = TokenManager(provider, "http://unused")
+    async with aiohttp.ClientSession() as http:
+        leader = asyncio.create_task(manager.get(http))
+        await wait_until(lambda: provider.calls == 1)
+        waiters = [asyncio.create_task(manager.get(http)) for _ in range(5)]
+        await asyncio.sleep(0)
+        leader.cancel()
+        await wait_until(lambda: provider.calls == 2)  # one waiter fetches again, not five
+        provider.gates[1].set()
+        tokens = await asyncio.gather(*waiters)
+        assert {token.value for token in tokens} == {"token-2"}
+        assert leader.cancelled()
+        assert provider.calls == 2
+        assert manager.token is tokens[0]
+        assert manager._pending is None
