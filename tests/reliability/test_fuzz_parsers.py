@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 import orjson
 import pytest
+from cattrs.gen import make_dict_structure_fn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -220,31 +221,96 @@ def test_the_positional_fast_path_agrees_with_cattrs_detailed_hooks(
     assert fast == detailed
 
 
-def test_the_fast_path_is_taken_for_a_send_answer() -> None:
-    """A valid answer never reaches cattrs' detailed hook (whose keyword call is the slow part)."""
+def test_the_fast_path_is_taken_for_a_send_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A valid answer never reaches cattrs' detailed hook; an invalid one does, for the error."""
     body = {
         "trackingId": "t-1",
         "seq": 7,
         "status": {"status": "QUEUED", "date": "2026-05-20T05:45:13.606Z"},
         "newKey": {"kept": True},
     }
-    calls: list[str] = []
+    detailed_calls: list[str] = []
 
-    class Spy(_responses.SendResult):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            calls.append("positional" if len(args) > 1 else "keywords")
-            super().__init__(*args, **kwargs)
+    def counting_factory(cl: type[Any], *args: Any, **kwargs: Any) -> Any:
+        detailed = make_dict_structure_fn(cl, *args, **kwargs)
 
-    spy_conv = _converter._build(masked=False)
-    obj = spy_conv.get_structure_hook(Spy)(body, Spy)
-    assert calls == ["positional"]
+        def hook(data: Any, target: Any) -> Any:
+            detailed_calls.append(cl.__name__)
+            return detailed(data, target)
+
+        return hook
+
+    monkeypatch.setattr(_converter, "make_dict_structure_fn", counting_factory)
+    conv = _converter._build(masked=False)
+    obj = conv.get_structure_hook(_responses.SendResult)(body, _responses.SendResult)
+    assert detailed_calls == []
+    assert obj == DETAILED_ONLY.structure(body, _responses.SendResult)
     assert obj.status is not None
     assert obj.status.status == "QUEUED"
     assert obj.extra == {"newKey": {"kept": True}}
-    calls.clear()
-    with pytest.raises(Exception, match="While structuring Spy"):
-        spy_conv.get_structure_hook(Spy)({"seq": 7}, Spy)  # no trackingId: the detailed path
-    assert calls == []
+    with pytest.raises(Exception, match="While structuring SendResult"):
+        conv.get_structure_hook(_responses.SendResult)({"seq": 7}, _responses.SendResult)
+    assert detailed_calls == ["SendResult"]
+
+
+_POST_INITS: list[int] = []
+
+
+@attrs.frozen
+class _Validated:
+    """A class whose ``__init__`` validates: the fast path must call it."""
+
+    count: int = attrs.field(validator=attrs.validators.ge(0))
+    label: str | None = None
+
+
+@attrs.frozen
+class _PostInit:
+    """A class with an init hook: the fast path must call its ``__init__``."""
+
+    count: int
+    label: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        _POST_INITS.append(self.count)
+
+
+@attrs.define
+class _Plain:
+    """A mutable, slotted class: built by storing into its slots."""
+
+    count: int
+    label: str | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, kw_only=True)
+
+
+@pytest.mark.parametrize("cl", [_Validated, _PostInit], ids=lambda cl: cl.__name__)
+def test_a_class_whose_init_does_more_than_store_is_built_through_it(cl: type[Any]) -> None:
+    conv = _converter._build(masked=False)
+    hook = conv.get_structure_hook(cl)  # resolves the annotations too
+    assert _converter._positional_structure_fn(conv, cl, {}, False) is not None
+    assert _converter._slot_setters(cl, attrs.fields(cl)) is None
+    _POST_INITS.clear()
+    obj = hook({"count": 3, "label": "x"}, cl)
+    assert (obj.count, obj.label) == (3, "x")
+    if cl is _PostInit:
+        assert _POST_INITS == [3]
+    else:
+        with pytest.raises(Exception, match="While structuring _Validated"):
+            hook({"count": -1}, cl)  # the validator ran
+
+
+def test_a_slot_built_object_equals_the_one_its_init_builds() -> None:
+    conv = _converter._build(masked=False)
+    fields = attrs.fields(_Plain)
+    assert _converter._slot_setters(_Plain, fields) is not None
+    hook = conv.get_structure_hook(_Plain)
+    built = hook({"count": 1, "label": "a", "more": 2}, _Plain)
+    assert built == _Plain(1, "a", extra={"more": 2})
+    alone, other = hook({"count": 2}, _Plain), hook({"count": 2}, _Plain)
+    assert alone == _Plain(2)
+    alone.extra["x"] = 1
+    assert other.extra == {}  # the default factory runs per object
 
 
 # -- the webhook parsers --------------------------------------------------------------------------
