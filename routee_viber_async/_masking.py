@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import NoneType
 from typing import Any
 
 __all__ = ["MASK", "SECRET_KEYS", "mask_mapping_repr", "mask_secrets"]
@@ -24,12 +25,18 @@ SECRET_KEYS = frozenset(
 )
 
 
+#: JSON scalars: nothing to mask, and no ABC check needed to tell.
+_SCALARS = frozenset({str, int, float, bool, NoneType})
+
+
 def mask_secrets(value: Any) -> Any:
     """Return a copy of a JSON-like value with every secret key's value replaced by ``***``.
 
     Values without secrets are returned as they are (not copied).
     """
-    if isinstance(value, Mapping):
+    if type(value) in _SCALARS:
+        return value
+    if type(value) is dict or isinstance(value, Mapping):
         if not _has_secret(value):
             return value
         return {
@@ -43,8 +50,10 @@ def mask_secrets(value: Any) -> Any:
 
 
 def _has_secret(value: Any) -> bool:
-    if isinstance(value, Mapping):
-        return any(k in SECRET_KEYS or _has_secret(v) for k, v in value.items())
+    if type(value) in _SCALARS:
+        return False
+    if type(value) is dict or isinstance(value, Mapping):
+        return any(key in SECRET_KEYS or _has_secret(item) for key, item in value.items())
     if isinstance(value, list):
         return any(_has_secret(v) for v in value)
     return False

@@ -19,7 +19,6 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -318,11 +317,10 @@ def _run_of(state: RetryCallState) -> RetryRun:
 
 
 def _retry(state: RetryCallState) -> bool:
-    outcome = state.outcome
-    if outcome is None or not outcome.failed:
-        return False
-    error = outcome.exception()
-    return error is not None and _run_of(state).should_retry(error)
+    # The run knows the failure it asked tenacity about: reading it back from the outcome (a
+    # concurrent.futures.Future) would take that future's lock twice per callback.
+    run = _run_of(state)
+    return run.error is not None and run.should_retry(run.error)
 
 
 def _wait(state: RetryCallState) -> float:
@@ -353,6 +351,7 @@ class RetryRun:
         "ambiguous_seen",
         "attempts",
         "before_send",
+        "error",
         "idempotent",
         "method",
         "path",
@@ -374,6 +373,7 @@ class RetryRun:
         self.before_send = False
         self.replayed = False
         self.ambiguous_seen = False
+        self.error: BaseException | None = None
 
     # -- the decision -------------------------------------------------------------------------
 
@@ -424,8 +424,7 @@ class RetryRun:
         engine = self._engine
         policy = engine.policy
         seconds = engine.backoff(state)
-        outcome = state.outcome
-        error = outcome.exception() if outcome is not None and outcome.failed else None
+        error = self.error
         if error is not None:
             retry_after = retry_after_of(error)
             if retry_after is not None:
@@ -496,17 +495,22 @@ class RetryRun:
         retrying = engine.retrying
         retrying.begin()
         state = _CallState(retrying, self)
+        self.error = first_error
         state.set_exception((type(first_error), first_error, first_error.__traceback__))
         while True:
-            do = retrying.iter(state)  # a DoSleep, or it raises the last error
+            try:
+                do = retrying.iter(state)  # a DoSleep, or it raises the last error
+            finally:
+                self.error = None  # decided: hold no traceback (and its frames) any longer
             if not isinstance(do, DoSleep):
                 raise RuntimeError(f"tenacity answered a failure with {do!r}")
             state.prepare_for_next_attempt()
             await engine.sleep(do)
             try:
                 result = await attempt()
-            except BaseException:  # tenacity decides (CancelledError is never retried)
-                state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+            except BaseException as exc:  # tenacity decides (CancelledError is never retried)
+                self.error = exc
+                state.set_exception((type(exc), exc, exc.__traceback__))
             else:
                 break
         quota = engine.quota

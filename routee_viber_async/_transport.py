@@ -89,6 +89,7 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     404: NotFoundError,
     422: UnprocessableError,
 }
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
 _monotonic = time.monotonic
 _DEBUG = logging.DEBUG
 _INFO = logging.INFO
@@ -258,13 +259,9 @@ def _status_error(
     """The typed error for a non-2xx answer (body masked, query dropped, no secret headers)."""
     path = bare_path(path)
     body = _error_body(raw)
-    plain_headers = dict(headers)
     if status == 400:
-        return _validation_error(body, plain_headers, method, path)
-    try:
-        message = HTTPStatus(status).phrase
-    except ValueError:
-        message = "unexpected status"
+        return _validation_error(body, headers, method, path)
+    message = _PHRASES.get(status, "unexpected status")
     if isinstance(body, Mapping):
         code = _text(body.get("code")) or _text(body.get("error"))
         if code:
@@ -275,14 +272,14 @@ def _status_error(
             retry_after=parse_retry_after(headers.get("Retry-After")),
             status=status,
             body=body,
-            headers=plain_headers,
+            headers=headers,
             method=method,
             path=path,
         )
     cls = _STATUS_ERRORS.get(status)
     if cls is None:
         cls = ServerError if 500 <= status < 600 else APIStatusError
-    return cls(message, status=status, body=body, headers=plain_headers, method=method, path=path)
+    return cls(message, status=status, body=body, headers=headers, method=method, path=path)
 
 
 def _as_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
