@@ -335,6 +335,21 @@ def _before_sleep(state: RetryCallState) -> None:
     _run_of(state).before_sleep(state)
 
 
+def _drop_tracebacks(error: BaseException | None) -> None:
+    """Forget the tracebacks of a failure that is behind us and will never be raised.
+
+    They would keep the frames of the failed attempt (and what they held: the answer's
+    headers, aiohttp's connection objects) alive while the call sleeps before its retry; the
+    error itself stays, small (its status, masked body and headers). Only the ``__cause__``
+    chain is ours to clear: ``__context__`` may lead to the caller's own exceptions.
+    """
+    seen = 0
+    while error is not None and seen < 8:
+        error.__traceback__ = None
+        error = error.__cause__
+        seen += 1
+
+
 class RetryRun:
     """One call's retry state, and the callbacks tenacity runs for it.
 
@@ -501,9 +516,10 @@ class RetryRun:
             try:
                 do = retrying.iter(state)  # a DoSleep, or it raises the last error
             finally:
-                self.error = None  # decided: hold no traceback (and its frames) any longer
+                error, self.error = self.error, None
             if not isinstance(do, DoSleep):
                 raise RuntimeError(f"tenacity answered a failure with {do!r}")
+            _drop_tracebacks(error)
             state.prepare_for_next_attempt()
             await engine.sleep(do)
             try:

@@ -43,7 +43,7 @@ import attrs
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.connector import Connection
 from aiohttp.tracing import Trace
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import _json
 from ._auth import AccessToken, TokenManager, TokenProvider
@@ -90,6 +90,7 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     422: UnprocessableError,
 }
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 _monotonic = time.monotonic
 _DEBUG = logging.DEBUG
 _INFO = logging.INFO
@@ -674,9 +675,10 @@ class Transport:
             finally:
                 semaphore.release()
             status, answer_headers = resp.status, resp.headers
-            del resp  # a retry may wait long: keep nothing of this answer but the error
+            del resp  # see below
             data = _answer(status, answer_headers, raw, method, path, 1, debug_started)
         except RouteeError as exc:
+            raw, answer_headers = b"", _NO_HEADERS  # a retry may wait: keep nothing of the answer
             sent = 0 if isinstance(exc, _TransportClosedError) else 1
             return await self._recover(
                 method, path, url, params, body, idempotent, started, token, exc, sent

@@ -7,6 +7,7 @@ import email.utils
 import gc
 import itertools
 import time
+import types
 import weakref
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -325,7 +326,7 @@ async def test_a_call_waiting_to_retry_keeps_no_response_alive(
     status: int,
 ) -> None:
     """Thousands of calls may wait out a 429 storm: each keeps its error, not the answer's
-    response object (stream, timers, request info)."""
+    response object (stream, timers, request info), nor the frames of the failed attempt."""
     live: weakref.WeakSet[aiohttp.ClientResponse] = weakref.WeakSet()
     real_init = aiohttp.ClientResponse.__init__
 
@@ -342,6 +343,9 @@ async def test_a_call_waiting_to_retry_keeps_no_response_alive(
     assert not call.done()
     gc.collect()
     assert len(live) == 0
+    frames = [o for o in gc.get_objects() if isinstance(o, types.FrameType)]
+    assert [f.f_code.co_name for f in frames if f.f_code.co_name == "_answer"] == []
+    del frames
     _, attempts = await call
     assert attempts == 2
 
