@@ -392,7 +392,14 @@ def _structure_fn(
             obj = attrs.evolve(obj, extra=extra)  # type: ignore[misc]
         return obj
 
+    if fast is not None:
+        _NESTED_FAST[structure] = (fast, known_keys if has_extra else None)
     return structure
+
+
+#: A class hook's fast path and the keys it knows (None: it keeps no extras), for the fast path
+#: of a class holding one: a nested object is built without going through its class hook.
+_NESTED_FAST: dict[Callable[..., Any], tuple[Callable[..., Any], frozenset[str] | None]] = {}
 
 
 def _positional_structure_fn(
@@ -462,6 +469,10 @@ def _field_lines(
     """Source lines that read wire key ``key`` into the local ``a{i}`` (hook ``_h{i}``)."""
     kind: str
     detail: Any
+    nested = _NESTED_FAST.get(hook)
+    if nested is not None:  # a required nested object
+        value = _nested_expression(i, nested, namespace, fallback=f"_h{i}(v, _t{i})")
+        return [f"    v = o[{key!r}]", f"    a{i} = {value}"]
     if hook in _NONE_SAFE:
         kind, detail = _NONE_SAFE[hook]
     elif hook in _PASSTHROUGH:
@@ -488,7 +499,25 @@ def _field_lines(
             f"    a{i} = None if v is None else (_iso(v) if type(v) is str else _h{i}(v, _t{i}))",
         ]
     namespace[f"_i{i}"], namespace[f"_it{i}"] = detail  # "optional": the inner hook and type
+    nested = _NESTED_FAST.get(detail[0])
+    if nested is not None:
+        value = _nested_expression(i, nested, namespace, fallback=f"_i{i}(v, _it{i})")
+        return [read, f"    a{i} = None if v is None else {value}"]
     return [read, f"    a{i} = None if v is None else _i{i}(v, _it{i})"]
+
+
+def _nested_expression(
+    i: int,
+    nested: tuple[Callable[..., Any], frozenset[str] | None],
+    namespace: dict[str, Any],
+    *,
+    fallback: str,
+) -> str:
+    """The nested class's fast path for a plain dict it knows every key of, else ``fallback``
+    (its class hook, which also keeps unknown keys and says what is wrong)."""
+    namespace[f"_f{i}"], namespace[f"_k{i}"] = nested
+    known = f" and _k{i}.issuperset(v)" if nested[1] is not None else ""
+    return f"(_f{i}(v, None) if type(v) is dict{known} else {fallback})"
 
 
 def _slot_setters(
