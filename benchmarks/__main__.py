@@ -125,6 +125,15 @@ def _rows(
                 "≤ 1.05x",
             )
         )
+        rows.append(
+            (
+                "  sends per second, same rounds",
+                _rate(retry.sdk_rate),
+                _rate(retry.raw_rate),
+                _ratio(retry.rate_ratio),
+                "",
+            )
+        )
     if isinstance(instructions, str):
         rows.append(("instructions per send (callgrind)", instructions, "", "", ""))
     elif instructions is not None:
