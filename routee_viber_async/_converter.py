@@ -179,6 +179,7 @@ def _build(masked: bool, *, positional: bool = True) -> cattrs.Converter:
     conv.register_structure_hook(Any, _structure_any)
     # Registered by class (not predicate) so they beat the ``str`` hooks for these subclasses.
     conv.register_unstructure_hook(OpenEnum, _identity)
+    conv.register_unstructure_hook_func(_is_optional_open_enum, _identity)  # None is None too
     conv.register_structure_hook(OpenEnum, _structure_open_enum)
     conv.register_structure_hook_factory(is_sequence, lambda t: _strict_sequence(conv, t))
     conv.register_structure_hook_func(_is_str_mapping, _structure_mapping)
@@ -263,6 +264,13 @@ def _optional_structure(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], 
 
     _NONE_SAFE[structure] = ("optional", (structure_inner, inner))
     return structure
+
+
+def _is_optional_open_enum(t: Any) -> bool:
+    if not _is_optional(t):
+        return False
+    inner = next(arg for arg in t.__args__ if arg is not NoneType)
+    return isinstance(inner, type) and issubclass(inner, OpenEnum)
 
 
 def _is_str_mapping(t: Any) -> bool:

@@ -684,7 +684,7 @@ class Transport:
                 method, path, url, params, body, idempotent, started, token, exc, sent
             )
         quota = shared.quota
-        if quota is not None:
+        if quota is not None and quota.level < quota.capacity:  # something to refund
             quota.on_first_success()
         return data, 1
 
