@@ -167,8 +167,8 @@ def _structure_any(value: Any, _: type) -> Any:
     return value
 
 
-def _build(masked: bool, *, positional: bool = True) -> cattrs.Converter:
-    """A converter; ``positional=False`` leaves out the fast structure path (for its tests)."""
+def _build(masked: bool, *, fast_path: bool = True) -> cattrs.Converter:
+    """A converter; ``fast_path=False`` leaves out the fast structure path (for its tests)."""
     conv = make_converter(omit_if_default=True, detailed_validation=True)
     conv.register_unstructure_hook(datetime, _unstructure_datetime)
     conv.register_structure_hook(datetime, _structure_datetime)
@@ -188,7 +188,7 @@ def _build(masked: bool, *, positional: bool = True) -> cattrs.Converter:
     conv.register_structure_hook_factory(_is_optional, lambda t: _optional_structure(conv, t))
     conv.register_unstructure_hook_factory(attrs.has, lambda cl: _unstructure_fn(conv, cl, masked))
     conv.register_structure_hook_factory(
-        attrs.has, lambda cl: _structure_fn(conv, cl, positional=positional)
+        attrs.has, lambda cl: _structure_fn(conv, cl, fast_path=fast_path)
     )
     return conv
 
@@ -353,7 +353,7 @@ def _identity(value: Any) -> Any:
 
 
 def _structure_fn(
-    conv: cattrs.Converter, cl: type[T], *, positional: bool
+    conv: cattrs.Converter, cl: type[T], *, fast_path: bool
 ) -> Callable[[Any, type[T]], T]:
     overrides: dict[str, Any] = {}
     hooks: dict[str, Callable[[Any, Any], Any]] = {}
@@ -376,9 +376,7 @@ def _structure_fn(
     aliases: Mapping[str, str] = getattr(cl, "__wire_aliases__", {})
     known.update(aliases)
     known_keys = frozenset(known)
-    fast = (
-        _positional_structure_fn(conv, cl, hooks, has_extra) if positional and not aliases else None
-    )
+    fast = _fast_structure_fn(conv, cl, hooks, has_extra) if fast_path and not aliases else None
 
     def structure(data: Any, _: type[T]) -> T:
         if fast is not None and type(data) is dict:
@@ -410,7 +408,7 @@ def _structure_fn(
 _NESTED_FAST: dict[Callable[..., Any], tuple[Callable[..., Any], frozenset[str] | None]] = {}
 
 
-def _positional_structure_fn(
+def _fast_structure_fn(
     conv: cattrs.Converter,
     cl: type[T],
     hooks: Mapping[str, Callable[[Any, Any], Any]],
@@ -425,7 +423,7 @@ def _positional_structure_fn(
     object. A class whose ``__init__`` is attrs' own and does nothing but store (no validators,
     converters or init hooks; slotted) is built by storing into its slots directly: a frozen
     class's ``__init__`` stores through ``object.__setattr__``, which costs twice as much (a
-    send answer: 3.1 -> 2.2 µs). It raises on anything wrong, and the caller then runs the
+    send answer: 3.1 -> 2.1 µs). It raises on anything wrong, and the caller then runs the
     detailed hook, which says what. Classes whose optional fields have defaults other than
     ``None`` keep the detailed hook only.
     """

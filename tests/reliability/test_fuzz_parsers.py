@@ -197,7 +197,7 @@ def test_from_wire_any_json_shaped_like_each_model(
     assert orjson.loads(orjson.dumps(to_wire(again))) == wire
 
 
-DETAILED_ONLY = _converter._build(masked=False, positional=False)
+DETAILED_ONLY = _converter._build(masked=False, fast_path=False)
 
 
 def _structured_by(conv: Any, body: Any, cl: type[Any]) -> tuple[Any, Any]:
@@ -211,7 +211,7 @@ def _structured_by(conv: Any, body: Any, cl: type[Any]) -> tuple[Any, Any]:
 @pytest.mark.parametrize("cl", MODELS, ids=lambda cl: cl.__name__)
 @FUZZ
 @given(data=st.data())
-def test_the_positional_fast_path_agrees_with_cattrs_detailed_hooks(
+def test_the_fast_path_agrees_with_cattrs_detailed_hooks(
     cl: type[Any], data: st.DataObject
 ) -> None:
     """Same object for every accepted body, the same error (same fields) for every other."""
@@ -288,7 +288,7 @@ class _Plain:
 def test_a_class_whose_init_does_more_than_store_is_built_through_it(cl: type[Any]) -> None:
     conv = _converter._build(masked=False)
     hook = conv.get_structure_hook(cl)  # resolves the annotations too
-    assert _converter._positional_structure_fn(conv, cl, {}, False) is not None
+    assert _converter._fast_structure_fn(conv, cl, {}, False) is not None
     assert _converter._slot_setters(cl, attrs.fields(cl)) is None
     _POST_INITS.clear()
     obj = hook({"count": 3, "label": "x"}, cl)
