@@ -26,8 +26,10 @@ One more coin the raw loop tosses: asyncio reads a socket into a fresh 256 KiB b
 glibc serves with ``mmap`` (and an ``mremap`` and ``munmap`` after) until something frees a
 large mmapped block and glibc raises its threshold; whether that happened depends on the
 process's history. The SDK reads 64 KiB at a time from the heap either way. So the throughput
-rounds run twice: as the processes come (the raw loop usually pays the ``mmap``s), and with
-``MALLOC_MMAP_THRESHOLD_`` fixed at 1 MiB, where no read is mmapped: the raw loop at its best.
+rounds run twice: as the processes come (the raw loop often pays the ``mmap``s), and with
+``MALLOC_MMAP_THRESHOLD_`` fixed at 1 MiB, where no read is mmapped. Neither is reliably the raw
+loop at its best: a fixed threshold also stops glibc's own tuning, and in some runs the raw
+loop's fresh processes were faster without it (``benchmarks/RESULTS.md``, fourth pass).
 
 The raw loop is the same hand-written aiohttp loop as in the CPU benchmark, with
 ``concurrency`` workers pulling from a generator of dicts.

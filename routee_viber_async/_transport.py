@@ -675,7 +675,7 @@ class Transport:
             finally:
                 semaphore.release()
             status, answer_headers = resp.status, resp.headers
-            del resp  # see below
+            del resp  # a retry may wait long: keep nothing of the answer (see the except below)
             data = _answer(status, answer_headers, raw, method, path, 1, debug_started)
         except RouteeError as exc:
             raw, answer_headers = b"", _NO_HEADERS  # a retry may wait: keep nothing of the answer
