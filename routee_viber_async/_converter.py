@@ -431,8 +431,6 @@ def _fast_structure_fn(
     slots = _slot_setters(cl, fields)
     namespace: dict[str, Any] = {"_cl": cl, "_new": object.__new__, "_iso": _fromisoformat}
     lines = [f"def structure_{cl.__name__}(o, extra):", "    get = o.get"]
-    positional: list[str] = []
-    keyword: list[str] = []
     for i, field in enumerate(fields):
         if _is_extra(field):
             continue
@@ -443,30 +441,40 @@ def _fast_structure_fn(
         namespace[f"_t{i}"] = field.type
         required = field.default is attrs.NOTHING
         lines.extend(_field_lines(i, wire_name(field), required, hook, namespace))
-        if field.kw_only:
-            keyword.append(f"{field.alias}=a{i}")
-        else:
-            positional.append(f"a{i}")
-    if slots is not None:
-        lines.append("    obj = _new(_cl)")
-        for i, field in enumerate(fields):
-            namespace[f"_s{i}"] = slots[i]
-            if _is_extra(field):
-                namespace["_extra_factory"] = field.default.factory
-                lines.append(f"    _s{i}(obj, _extra_factory() if extra is None else extra)")
-            else:
-                lines.append(f"    _s{i}(obj, a{i})")
-        lines.append("    return obj")
-    else:
-        args = ", ".join(positional + keyword)
-        if has_extra:
-            lines.append(f"    if extra is not None: return _cl({args}, extra=extra)")
-        lines.append(f"    return _cl({args})")
+    lines.extend(_build_lines(fields, slots, has_extra, namespace))
     source = "\n".join(lines) + "\n"
     filename = f"<routee_viber_async fast structure {cl.__module__}.{cl.__qualname__}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), namespace)  # our own generated source, as cattrs does
     return namespace[f"structure_{cl.__name__}"]  # type: ignore[no-any-return]
+
+
+def _build_lines(
+    fields: tuple[attrs.Attribute[Any], ...],
+    slots: list[Callable[[Any, Any], None]] | None,
+    has_extra: bool,
+    namespace: dict[str, Any],
+) -> list[str]:
+    """Source lines that build the object from the locals ``a{i}``: by storing into its slots,
+    or (``slots`` None) through its ``__init__``."""
+    if slots is not None:
+        lines = ["    obj = _new(_cl)"]
+        for i, field in enumerate(fields):
+            namespace[f"_s{i}"] = slots[i]
+            if _is_extra(field):
+                namespace["_extra_factory"] = field.default.factory  # type: ignore[union-attr]
+                lines.append(f"    _s{i}(obj, _extra_factory() if extra is None else extra)")
+            else:
+                lines.append(f"    _s{i}(obj, a{i})")
+        return [*lines, "    return obj"]
+    values = [(i, field) for i, field in enumerate(fields) if not _is_extra(field)]
+    positional = [f"a{i}" for i, field in values if not field.kw_only]
+    keyword = [f"{field.alias}=a{i}" for i, field in values if field.kw_only]
+    args = ", ".join(positional + keyword)
+    lines = []
+    if has_extra:
+        lines.append(f"    if extra is not None: return _cl({args}, extra=extra)")
+    return [*lines, f"    return _cl({args})"]
 
 
 def _field_lines(
