@@ -20,6 +20,8 @@ from ._enums import DeliveryScope, Label, OpenEnum, TemplateCategory
 from ._errors import ValidationError, ValidationIssue
 
 __all__ = [
+    "DELIVERY_SCOPES",
+    "E164",
     "ISO_639_1",
     "MAX_PARAM_LENGTH",
     "Code",
@@ -75,7 +77,7 @@ class Code:
 
 
 # E.164: "+", a country code that does not start with 0, 7 to 15 digits in all.
-_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 # Extensions that make a value look like a file name (seed: "test.pdf").
 _FILE_EXTENSIONS = (
@@ -109,7 +111,7 @@ def _known_strings(enum: type[OpenEnum]) -> frozenset[str]:
     return frozenset(member.value for member in enum)
 
 
-_DELIVERY_SCOPES = _known_strings(DeliveryScope)
+DELIVERY_SCOPES = _known_strings(DeliveryScope)
 _LABELS = _known_strings(Label)
 _CATEGORIES = _known_strings(TemplateCategory)
 
@@ -314,7 +316,7 @@ def check_recipient(to: object, field: str = "to") -> list[ValidationIssue]:
     """``to`` must be E.164: ``+``, a country code not starting with 0, 7 to 15 digits."""
     if not isinstance(to, str) or not to:
         return [ValidationIssue(Code.FIELD_REQUIRED, f"{field} is required (E.164, e.g. +30...)")]
-    if _E164.fullmatch(to) is None:
+    if E164.fullmatch(to) is None:
         return [
             ValidationIssue(
                 Code.INVALID_RECIPIENT,
@@ -467,7 +469,7 @@ def check_lang(lang: object, field: str) -> list[ValidationIssue]:
 
 def check_delivery_scope(scope: object, field: str = "deliveryScope") -> list[ValidationIssue]:
     """``deliveryScope`` is PRIMARY_DEVICE or ALL_DEVICES."""
-    if scope is None or (isinstance(scope, str) and scope in _DELIVERY_SCOPES):
+    if scope is None or (isinstance(scope, str) and scope in DELIVERY_SCOPES):
         return []
     return [
         ValidationIssue(

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from routee_viber_async import (
     CreateTemplate,
+    DeliveryScope,
     LegacyOtp,
     OtpParams,
     SendMessage,
@@ -32,6 +34,7 @@ from routee_viber_async import (
 from routee_viber_async import _validation as v
 from routee_viber_async._converter import dumps_wire, to_masked
 from routee_viber_async._errors import ValidationIssue
+from routee_viber_async._requests import _plainly_valid
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -314,3 +317,119 @@ def test_create_template_with_names_that_are_not_strings(
     )
     with pytest.raises(ValidationError):
         body.validate()
+
+
+# -- the one-pass check of a common send agrees with issues() -------------------------------
+
+#: Templates a send may be checked against: what the template-aware rules look at.
+ONE_PASS_TEMPLATES = [
+    None,
+    Template(
+        template_id="tpl-1",
+        category=TemplateCategory.OTP,
+        params=[TemplateParam("pin"), TemplateParam("minutes")],
+        locales=[TemplateLocale("en", "{{pin}} {{minutes}}")],
+    ),
+    Template(
+        template_id="tpl-1",
+        category=TemplateCategory.OTP,
+        params=[TemplateParam("minutes")],
+        locales=[TemplateLocale("en", "{{minutes}}"), TemplateLocale("el", "{{minutes}}")],
+    ),
+    Template(
+        template_id="tpl-1",
+        category=TemplateCategory.TRANSACTIONAL,
+        params=[TemplateParam("name")],
+        locales=[TemplateLocale("el", "{{name}}")],
+    ),
+]
+
+#: Per field, values at the edges of its rules, valid or not.
+EDGE_VALUES: dict[str, list[Any]] = {
+    "sender_info_tracking_id": ["x", " ", "", "\u2003", 5, None],
+    "to": ["+3069123", "+306912345678901", "+0691234567", "+306912345678\n", "306912345678"],
+    "template_id": ["0", " ", "", 7],
+    "template_lang": ["el", "\t", "", "xx", None],
+    "delivery_scope": [DeliveryScope.ALL_DEVICES, DeliveryScope("FUTURE"), "ALL_DEVICES", 3],
+    "seq": [0, 7, 2**53 - 1, 2**53, -1, True, 7.0, "7"],
+    "ttl": [1, 0, 3600, False, -5, 2.0],
+    "callback_url": ["https://hooks.example.com/x", "http://example.com/x", ""],
+    "inbound_url": ["https://hooks.example.com/x", "ftp://x"],
+}
+EDGE_PARAM_VALUES = [
+    "a" * 25, "a" * 26, " ", "", "x.y", "a:b", "report.pdf", "see evil.com/x", "www.x.gr",
+    "mailto:x", 5, 2.5, None, True,
+]  # fmt: skip
+
+
+def _edge(values: list[Any]) -> st.SearchStrategy[Any]:
+    """One of ``values`` three times in four, anything otherwise."""
+    return st.integers(0, 3).flatmap(lambda i: ANY if i == 0 else st.sampled_from(values))
+
+
+def _near_valid_params(data: st.DataObject, names: list[str]) -> dict[Any, Any]:
+    """Valid values for ``names``, then perhaps one value changed, one name added or dropped."""
+    params: dict[Any, Any] = dict.fromkeys(names, "123456")
+    change = data.draw(st.sampled_from(["none", "value", "add", "drop"]))
+    if change == "value" and params:
+        name = data.draw(st.sampled_from(sorted(params)))
+        params[name] = data.draw(_edge(EDGE_PARAM_VALUES))
+    elif change == "add":
+        params[data.draw(st.sampled_from(["pin", "minutes", "name", "other"]) | TEXT)] = "1"
+    elif change == "drop" and params:
+        del params[data.draw(st.sampled_from(sorted(params)))]
+    return params
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_one_pass_check_vouches_only_for_valid_sends(data: st.DataObject) -> None:
+    """A valid send with up to two fields moved to an edge of their rules: whenever the
+    one-pass check vouches for it, the detailed rules find nothing either."""
+    template = data.draw(st.sampled_from(ONE_PASS_TEMPLATES))
+    names = ["pin", "minutes"] if template is None else template.param_names
+    fields: dict[str, Any] = {
+        "sender_info_tracking_id": "RouteeBench",
+        "to": "+306912345678",
+        "template_id": "tpl-1",
+        "template_lang": "en" if template is None else template.languages[0],
+        "template_params": _near_valid_params(data, names),
+    }
+    for name in data.draw(st.lists(st.sampled_from(sorted(EDGE_VALUES)), max_size=2)):
+        fields[name] = data.draw(_edge(EDGE_VALUES[name]))
+    message = SendMessage(**fields)
+    vouched = _plainly_valid(message, template)
+    event(f"vouched: {vouched}")
+    if vouched:
+        assert message.issues(template) == []
+
+
+@pytest.mark.parametrize("with_template", [False, True])
+def test_a_common_send_is_checked_without_the_detailed_rules(
+    with_template: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    template = Template(
+        template_id="tpl-1",
+        category=TemplateCategory.OTP,
+        params=[TemplateParam("pin"), TemplateParam("minutes")],
+        locales=[TemplateLocale("en", "Code {{pin}}, {{minutes}} minutes")],
+    )
+    message = SendMessage(
+        "RouteeBench", "+306912345678", "tpl-1", "en", {"pin": "123456", "minutes": "5"}
+    )
+    detailed: list[Any] = []
+    original = SendMessage.issues
+
+    def counted(self: SendMessage, template: Template | None = None) -> list[ValidationIssue]:
+        detailed.append(self)
+        return original(self, template)
+
+    monkeypatch.setattr(SendMessage, "issues", counted)
+    message.validate(template if with_template else None)
+    assert detailed == []
+    # A send the one pass cannot vouch for still gets the detailed rules and their codes.
+    bad = attrs.evolve(message, template_params={"pin": "see evil.com/x", "minutes": "5"})
+    with pytest.raises(ValidationError) as caught:
+        bad.validate(template if with_template else None)
+    assert detailed == [bad]
+    assert [i.code for i in caught.value.issues] == [v.Code.PARAM_CONTAINS_URL]
