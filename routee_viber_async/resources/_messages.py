@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._converter import from_wire, to_wire
+from .._converter import WIRE, from_wire, to_wire, wire_parser
 from .._json import dumps
 from .._requests import LegacyOtp, SendMessage
 from .._responses import OtpResult, SendResult, Template
@@ -20,6 +20,10 @@ __all__ = ["MessagesResource"]
 
 _SEND_PATH = "/viber/transactional/messages"
 _OTP_PATH = "/viber/otp"
+
+# A send's two conversions, bound once (every send makes both).
+_send_message_to_wire = WIRE.get_unstructure_hook(SendMessage)
+_send_result_from_wire = wire_parser(SendResult)
 
 
 class MessagesResource(Resource):
@@ -39,7 +43,7 @@ class MessagesResource(Resource):
         data, _ = await self._transport.request_counted(
             "POST", _SEND_PATH, body=_send_body(message, template, validate, None), idempotent=False
         )
-        return from_wire(data, SendResult)
+        return _send_result_from_wire(data)
 
     async def send_counted(
         self,
@@ -56,7 +60,7 @@ class MessagesResource(Resource):
         data, attempts = await self._transport.request_counted(
             "POST", _SEND_PATH, body=_send_body(message, template, validate, seq), idempotent=False
         )
-        return from_wire(data, SendResult), attempts
+        return _send_result_from_wire(data), attempts
 
     async def send_otp(self, otp: LegacyOtp, *, validate: bool = True) -> OtpResult:
         """Send an OTP through the legacy ``POST /viber/otp`` endpoint (seed 000)."""
@@ -96,7 +100,8 @@ def _send_body(
     (``seq``, or a new one)."""
     if validate:
         message.validate(template)
-    body = to_wire(message)
+    # A subclass may add fields: only SendMessage itself takes the hook bound above.
+    body = _send_message_to_wire(message) if type(message) is SendMessage else to_wire(message)
     if message.seq is None:
         body["seq"] = next_seq() if seq is None else seq
     return dumps(body)

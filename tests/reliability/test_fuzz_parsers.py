@@ -33,7 +33,7 @@ from routee_viber_async import (
     _requests,
     _responses,
 )
-from routee_viber_async._converter import from_wire, to_masked, to_wire, wire_name
+from routee_viber_async._converter import from_wire, to_masked, to_wire, wire_name, wire_parser
 from routee_viber_async.webhooks import (
     parse_callback,
     parse_delivery_callback,
@@ -219,6 +219,23 @@ def test_the_fast_path_agrees_with_cattrs_detailed_hooks(
     fast = _structured_by(_converter.WIRE, body, cl)
     detailed = _structured_by(DETAILED_ONLY, body, cl)
     assert fast == detailed
+
+
+def _parsed_by(parse: Any, *args: Any) -> tuple[Any, Any]:
+    try:
+        return parse(*args), None
+    except ValidationError as exc:
+        return None, exc.issues
+
+
+@pytest.mark.parametrize("cl", MODELS, ids=lambda cl: cl.__name__)
+@FUZZ
+@given(data=st.data())
+def test_a_bound_wire_parser_agrees_with_from_wire(cl: type[Any], data: st.DataObject) -> None:
+    """``wire_parser(cl)`` skips from_wire's lookups for a plain answer: same object, same
+    issues, for anything."""
+    body = data.draw(model_dicts(cl) | JSON, label="body")
+    assert _parsed_by(wire_parser(cl), body) == _parsed_by(from_wire, body, cl)
 
 
 def test_the_fast_path_is_taken_for_a_send_answer(monkeypatch: pytest.MonkeyPatch) -> None:
