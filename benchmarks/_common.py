@@ -34,6 +34,7 @@ __all__ = [
     "quiet",
     "reset_peak_rss",
     "server_process",
+    "warm_allocator",
 ]
 
 SENDER = "bench-sender"
@@ -125,6 +126,23 @@ def generate_payloads(n: int) -> Iterator[dict[str, Any]]:
     """``n`` raw payloads, made one at a time (never a list)."""
     for i in range(n):
         yield payload(i)
+
+
+def warm_allocator() -> None:
+    """Free one large block, as any process that ever held a big buffer has: glibc then raises
+    its mmap threshold to that size (1 MiB) and its trim threshold to twice that, for good.
+
+    Every benchmark process calls this first. asyncio reads a socket into a fresh 256 KiB
+    buffer: below the threshold it comes from the heap, at glibc's initial 128 KiB it is an
+    ``mmap`` (then an ``mremap`` and a ``munmap``, about 13 µs of system time per answer).
+    Whether a process had already raised its threshold depended on its history, a coin that
+    moved the raw loop's CPU per send by 10-20 % from one child process to the next (the SDK
+    reads 64 KiB at a time and never tossed it). Raised this way, glibc keeps its own tuning
+    (``MALLOC_MMAP_THRESHOLD_`` would switch it off and leave the trim threshold at 128 KiB,
+    so that the heap shrinks and grows again around every read).
+    """
+    block = bytearray(1024 * 1024)
+    del block
 
 
 def cpu_seconds() -> float:

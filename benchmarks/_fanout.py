@@ -22,14 +22,10 @@ CPU per send was about 90 µs under one seed and 105-129 µs under eight others,
 instruction count (callgrind). Rounds taking turns meet the same moods; several seeds spread
 the layout luck over both contenders.
 
-One more coin the raw loop tosses: asyncio reads a socket into a fresh 256 KiB buffer, which
-glibc serves with ``mmap`` (and an ``mremap`` and ``munmap`` after) until something frees a
-large mmapped block and glibc raises its threshold; whether that happened depends on the
-process's history. The SDK reads 64 KiB at a time from the heap either way. So the throughput
-rounds run twice: as the processes come (the raw loop often pays the ``mmap``s), and with
-``MALLOC_MMAP_THRESHOLD_`` fixed at 1 MiB, where no read is mmapped. Neither is reliably the raw
-loop at its best: a fixed threshold also stops glibc's own tuning, and in some runs the raw
-loop's fresh processes were faster without it (``benchmarks/RESULTS.md``, fourth pass).
+A coin the raw loop used to toss per process: whether asyncio's 256 KiB socket reads were served
+by ``mmap`` (about 13 µs of system time per answer) depended on the process's history. Every
+child now raises glibc's mmap threshold first (:func:`~benchmarks._common.warm_allocator`), the
+way any process that once freed a large block has it, so that both contenders read from the heap.
 
 The raw loop is the same hand-written aiohttp loop as in the CPU benchmark, with
 ``concurrency`` workers pulling from a generator of dicts.
@@ -61,6 +57,7 @@ from ._common import (
     median,
     peak_rss,
     reset_peak_rss,
+    warm_allocator,
 )
 from ._raw import RawClient
 from ._server import APP_ID, APP_SECRET
@@ -102,7 +99,6 @@ class InterleavedResult:
     raw_rates: tuple[float, ...]
     sdk_cpu_us: tuple[float, ...]
     raw_cpu_us: tuple[float, ...]
-    heap_reads: bool = False
 
     @property
     def rate_ratios(self) -> list[float]:
@@ -136,15 +132,13 @@ class InterleavedResult:
         return median(list(self.raw_cpu_us))
 
 
-def _child_process(
-    args: list[str], hash_seed: int, extra_env: dict[str, str] | None = None
-) -> dict[str, Any]:
+def _child_process(args: list[str], hash_seed: int) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks._fanout", *args],
         check=True,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONHASHSEED": str(hash_seed), **(extra_env or {})},
+        env={**os.environ, "PYTHONHASHSEED": str(hash_seed)},
     )
     data: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return data
@@ -166,15 +160,10 @@ def run_interleaved(
     *,
     n: int,
     concurrency: int,
-    seeds: int = 4,
+    seeds: int = 8,
     rounds_per_seed: int = 5,
-    heap_reads: bool = False,
 ) -> InterleavedResult:
-    """``n`` inputs per contender, in ``seeds * rounds_per_seed`` rounds taking turns.
-
-    ``heap_reads``: run the children with glibc's mmap threshold fixed at 1 MiB, so that the
-    raw loop's 256 KiB socket reads come from the heap (see the module docstring).
-    """
+    """``n`` inputs per contender, in ``seeds * rounds_per_seed`` rounds taking turns."""
     round_size = max(1, n // (seeds * rounds_per_seed))
     sdk_rates: list[float] = []
     raw_rates: list[float] = []
@@ -193,7 +182,6 @@ def run_interleaved(
                 server.base_url,
             ],
             seed,
-            {"MALLOC_MMAP_THRESHOLD_": str(1024 * 1024)} if heap_reads else None,
         )
         sdk_rates += data["sdk_rates"]
         raw_rates += data["raw_rates"]
@@ -208,7 +196,6 @@ def run_interleaved(
         raw_rates=tuple(raw_rates),
         sdk_cpu_us=tuple(sdk_cpu),
         raw_cpu_us=tuple(raw_cpu),
-        heap_reads=heap_reads,
     )
 
 
@@ -335,6 +322,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--base-url", required=True)
     args = parser.parse_args()
+    warm_allocator()
     if args.mode == "interleaved":
         result = asyncio.run(
             _interleaved_child(args.n, args.rounds, args.concurrency, args.base_url)

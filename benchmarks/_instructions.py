@@ -35,7 +35,14 @@ import attrs
 
 from routee_viber_async import ClientCredentials, RetryPolicy, RouteeViberClient
 
-from ._common import Server, generate_messages, generate_payloads, message, payload
+from ._common import (
+    Server,
+    generate_messages,
+    generate_payloads,
+    message,
+    payload,
+    warm_allocator,
+)
 from ._cpu import FLAKY_INITIAL_BACKOFF, FLAKY_MAX_BACKOFF
 from ._raw import RawClient
 from ._server import APP_ID, APP_SECRET
@@ -219,6 +226,7 @@ def main() -> None:
     parser.add_argument("concurrency", type=int)
     parser.add_argument("variant", choices=_VARIANTS)
     args = parser.parse_args()
+    warm_allocator()
     asyncio.run(_child(args.mode, args.n, args.base_url, args.concurrency, args.variant))
 
 
