@@ -336,6 +336,9 @@ def _answer(
     raise _status_error(status, raw, headers, method, path)
 
 
+_loads = _json.loads
+
+
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -676,7 +679,13 @@ class Transport:
                 semaphore.release()
             status, answer_headers = resp.status, resp.headers
             del resp  # a retry may wait long: keep nothing of the answer (see the except below)
-            data = _answer(status, answer_headers, raw, method, path, 1, debug_started)
+            if status == 200 and raw and debug_started is None:
+                try:  # the common answer, decoded here rather than by one more call
+                    data = _loads(raw)
+                except _json.JSONDecodeError:
+                    data = _answer(status, answer_headers, raw, method, path, 1, debug_started)
+            else:
+                data = _answer(status, answer_headers, raw, method, path, 1, debug_started)
         except RouteeError as exc:
             raw, answer_headers = b"", _NO_HEADERS  # a retry may wait: keep nothing of the answer
             sent = 0 if isinstance(exc, _TransportClosedError) else 1
