@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["SendManyIterator", "SendOutcome", "fan_out"]
 
 
-@attrs.frozen(eq=False, repr=False)
+@attrs.define(eq=False, repr=False)
 class SendOutcome:
     """What became of one input of ``send_many``.
 
@@ -60,6 +60,10 @@ class SendOutcome:
     exactly one of ``result`` and ``error`` is set; ``attempts`` counts HTTP attempts (0 when the
     message was refused locally). Outcomes compare by identity.
     """
+
+    # A record handed over to the caller, who owns it: not frozen, because a frozen class
+    # stores each field through ``object.__setattr__`` and one is built per input (0.61 µs
+    # against 0.17 µs, about a third of the fan-out's own cost per input).
 
     index: int
     # The input, and the seq send_many gave it (None: the input is the message as sent). The
@@ -77,9 +81,8 @@ class SendOutcome:
         seq = self._seq
         if seq is None:
             return self._sent
-        request = _with_seq(self._sent, seq)
-        object.__setattr__(self, "_sent", request)
-        object.__setattr__(self, "_seq", None)
+        request = self._sent = _with_seq(self._sent, seq)
+        self._seq = None
         return request
 
     @property
