@@ -120,7 +120,8 @@ class SendMessage:
 
     def validate(self, template: Template | None = None) -> None:
         """Raise :class:`ValidationError` with every issue found, if any."""
-        if not _plainly_valid(self, template):
+        # A subclass may add rules to issues(): only SendMessage itself takes the one pass.
+        if type(self) is not SendMessage or not _plainly_valid(self, template):
             v.raise_if(self.issues(template))
 
 
@@ -149,8 +150,8 @@ def _plainly_valid(message: SendMessage, template: Template | None) -> bool:
 
     A send is checked on every attempt of every message, and :meth:`SendMessage.issues` makes
     about twenty Python calls to say "nothing". This accepts only what it can vouch for (plain
-    ``str`` values, no URLs, parameter values without ``.`` or ``:``);
-    anything else, valid or not, is left to ``issues()``, which alone words the issues.
+    ``str`` values, no URLs, parameter values without ``.`` or ``:``); anything else, valid or
+    not, is left to ``issues()``, which alone words the issues.
     """
     sender = message.sender_info_tracking_id
     to = message.to

@@ -433,3 +433,17 @@ def test_a_common_send_is_checked_without_the_detailed_rules(
         bad.validate(template if with_template else None)
     assert detailed == [bad]
     assert [i.code for i in caught.value.issues] == [v.Code.PARAM_CONTAINS_URL]
+
+
+def test_a_subclass_adding_rules_is_checked_by_them() -> None:
+    """The one pass knows SendMessage's rules only: a subclass's own ``issues()`` still runs."""
+
+    @attrs.frozen
+    class NoWeekendSends(SendMessage):
+        def issues(self, template: Template | None = None) -> list[ValidationIssue]:
+            return [*super().issues(template), ValidationIssue("NO_WEEKENDS", "not today")]
+
+    message = NoWeekendSends("RouteeBench", "+306912345678", "tpl-1", "en", {"pin": "123456"})
+    with pytest.raises(ValidationError) as caught:
+        message.validate()
+    assert [i.code for i in caught.value.issues] == ["NO_WEEKENDS"]
