@@ -9,6 +9,7 @@ holds its pin, and no issue message repeats a parameter's value.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -367,10 +368,13 @@ def _edge(values: list[Any]) -> st.SearchStrategy[Any]:
     return st.integers(0, 3).flatmap(lambda i: ANY if i == 0 else st.sampled_from(values))
 
 
-def _near_valid_params(data: st.DataObject, names: list[str]) -> dict[Any, Any]:
-    """Valid values for ``names``, then perhaps one value changed, one name added or dropped."""
+def _near_valid_params(data: st.DataObject, names: list[str]) -> Any:
+    """Valid values for ``names``, then perhaps one value changed, one name added or dropped,
+    or the mapping itself replaced by another kind of mapping or by anything else."""
     params: dict[Any, Any] = dict.fromkeys(names, "123456")
-    change = data.draw(st.sampled_from(["none", "value", "add", "drop"]))
+    change = data.draw(st.sampled_from(["none", "value", "add", "drop", "kind"]))
+    if change == "kind":
+        return data.draw(st.sampled_from([MappingProxyType(params), list(params)]) | ANY)
     if change == "value" and params:
         name = data.draw(st.sampled_from(sorted(params)))
         params[name] = data.draw(_edge(EDGE_PARAM_VALUES))
