@@ -5,8 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
+FLOORS := .floors
+STAMP_FLOORS := $(FLOORS)/.installed
 
-.PHONY: demo test lint typecheck unit bench soak clean
+.PHONY: demo test lint typecheck unit floors bench soak clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 2; }
@@ -34,7 +36,16 @@ typecheck: $(STAMP_DEV)
 unit: $(STAMP_DEV)
 	$(BIN)/pytest -q
 
-test: lint typecheck unit
+# The suite again, with the runtime dependencies at their floors (floors.txt) ahead of .venv's.
+$(STAMP_FLOORS): floors.txt | $(STAMP_DEV)
+	rm -rf $(FLOORS)
+	$(BIN)/python -m pip install --quiet --no-deps --target $(FLOORS) -r floors.txt
+	@touch $@
+
+floors: $(STAMP_FLOORS)
+	PYTHONPATH=$(FLOORS) $(BIN)/pytest -q -p no:cacheprovider
+
+test: lint typecheck unit floors
 
 bench: $(STAMP_DEV)
 	$(BIN)/python -m benchmarks
@@ -43,4 +54,4 @@ soak: $(STAMP_DEV)
 	$(BIN)/python -m benchmarks.soak
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) $(FLOORS) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
