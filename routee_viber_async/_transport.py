@@ -303,6 +303,10 @@ def _clip_timeout(timeout: aiohttp.ClientTimeout, limit: float | None) -> aiohtt
     return attrs.evolve(timeout, total=max(limit, 0.001))
 
 
+#: The JSON decoder bound once, for the 2xx answers decoded on the hot path.
+_loads = _json.loads
+
+
 def _answer(
     status: int,
     headers: Mapping[str, str],
@@ -331,7 +335,7 @@ def _answer(
         if not raw:
             return None
         try:
-            return _json.loads(raw)
+            return _loads(raw)
         except _json.JSONDecodeError as exc:
             raise APIStatusError(
                 "the answer is not valid JSON",
@@ -342,9 +346,6 @@ def _answer(
                 path=bare_path(path),
             ) from exc
     raise _status_error(status, raw, headers, method, path)
-
-
-_loads = _json.loads
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
