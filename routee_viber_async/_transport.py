@@ -40,6 +40,7 @@ from typing import Any
 
 import aiohttp
 import attrs
+from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.connector import Connection
 from aiohttp.tracing import Trace
@@ -153,7 +154,7 @@ class _GuardedConnector(aiohttp.TCPConnector):
     ``poll()`` before a POST or PATCH goes out catches that case first: one system call, 0.45 µs
     in a tight loop but about 2 µs between real sends (cold kernel paths), some 2 % of a send's
     CPU. No cheaper signal is equivalent: until the loop has read the socket, only the kernel
-    knows about the FIN. The connector also lowers each connection's read size (see
+    knows about the FIN. The connector also lowers each new connection's read size (see
     :data:`_READ_SIZE`).
     """
 
@@ -164,15 +165,27 @@ class _GuardedConnector(aiohttp.TCPConnector):
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
     ) -> Connection:
         conn = await _tcp_connect(self, req, traces, timeout)
-        transport = conn.transport
-        if transport is not None:
-            _limit_read_size(transport)
-            # aiohttp itself replays an idempotent request once when a reused connection
-            # turns out dead, and our policy retries them anyway: only POST and PATCH are
-            # checked.
-            if req.method in _NON_IDEMPOTENT and _peer_closed(transport):
+        # aiohttp itself replays an idempotent request once when a reused connection turns
+        # out dead, and our policy retries them anyway: only POST and PATCH are checked.
+        if req.method in _NON_IDEMPOTENT:
+            transport = conn.transport
+            if transport is not None and _peer_closed(transport):
                 return await self._replace_closed(conn, req, traces, timeout)
         return conn
+
+    async def _create_connection(
+        self,
+        req: ClientRequest,
+        traces: list[Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
+    ) -> ResponseHandler:
+        # Where aiohttp opens a connection (and only then): once per connection, not per
+        # request.
+        protocol = await _tcp_create_connection(self, req, traces, timeout)
+        transport = protocol.transport
+        if transport is not None:
+            _limit_read_size(transport)
+        return protocol
 
     async def _replace_closed(
         self,
@@ -197,6 +210,7 @@ class _GuardedConnector(aiohttp.TCPConnector):
 
 
 _tcp_connect = aiohttp.TCPConnector.connect
+_tcp_create_connection = aiohttp.TCPConnector._create_connection
 
 
 # -- errors -----------------------------------------------------------------------------------

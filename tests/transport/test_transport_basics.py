@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
 import pytest
 from transport_helpers import FakeRoutee, MakeTransport, reply, wait_until
 
+from routee_viber_async import _transport as transport_module
 from routee_viber_async._auth import StaticToken
 from routee_viber_async._config import RetryPolicy
 from routee_viber_async._errors import (
@@ -368,3 +370,29 @@ def test_constructor_validates() -> None:
     with pytest.raises(ValueError, match="max_concurrency"):
         Transport(token_provider=StaticToken("t"), base_url="http://x", auth_url="http://y",
                   max_concurrency=0)  # fmt: skip
+
+
+async def test_connections_read_64_kib_at_a_time_set_once_and_large_answers_arrive_whole(
+    routee: FakeRoutee, make_transport: MakeTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each new connection reads at most 64 KiB per system call (asyncio asks for 256 KiB,
+    which glibc serves with mmap), set when the connection opens rather than per request; an
+    answer larger than that still arrives whole."""
+    limited: list[asyncio.BaseTransport] = []
+    limit = transport_module._limit_read_size
+
+    def spy(transport: asyncio.BaseTransport) -> None:
+        limited.append(transport)
+        limit(transport)
+
+    monkeypatch.setattr(transport_module, "_limit_read_size", spy)
+    big = {"items": ["x" * 1000] * 300}  # about 300 KiB of JSON
+    routee.script(reply(200, big), reply(200, big))
+    transport = make_transport()
+    for _ in range(2):
+        assert await transport.request("POST", "/viber/transactional/messages", body=b"{}") == big
+    assert await transport.request("GET", "/viber/tracking/x") == {"ok": True, "n": 3}
+    # The token fetch and the three calls went over one keep-alive connection (same host).
+    assert len(limited) == 1
+    connection: Any = limited[0]
+    assert connection.max_size == 64 * 1024
