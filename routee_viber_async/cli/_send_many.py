@@ -96,14 +96,19 @@ class SendMany:
             if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
                 raise UsageError("--rate must be a positive number")
             retry = RetryPolicy(retry_ambiguous_sends=False)
-            async with client_factory(retry=retry, max_concurrency=self.concurrency) as client:
-                template = await self._preflight_template(client)
-                total = self._check_rows(template)
-                journal = self._open_journal()
-                try:
-                    return await self._send(client, template, journal, total, err)
-                finally:
-                    journal.close()
+            stop = _StopSignal()
+            # Installed until the client is closed: a Ctrl-C that came after the sends but
+            # before the close would otherwise raise KeyboardInterrupt in the middle of it and
+            # leave its connections open.
+            with stop.installed():
+                async with client_factory(retry=retry, max_concurrency=self.concurrency) as client:
+                    template = await self._preflight_template(client)
+                    total = self._check_rows(template)
+                    journal = self._open_journal()
+                    try:
+                        return await self._send(client, template, journal, total, stop, err)
+                    finally:
+                        journal.close()
         except (UsageError, InputError, JournalMismatch) as exc:
             print(f"routee-viber send-many: {exc}", file=err)
             return EXIT_USAGE
@@ -156,6 +161,7 @@ class SendMany:
         template: Template,
         journal: Journal,
         total: int,
+        stop: _StopSignal,
         err: IO[str],
     ) -> int:
         stale = journal.mark_stale_pending_unknown()
@@ -184,7 +190,6 @@ class SendMany:
                 for i, r in known.items()
                 if r.state in (SENT, FAILED, UNKNOWN) and i not in resent
             )
-            stop = _StopSignal()
             seq_to_index: dict[int, int] = {}
 
             def rows_to_send() -> Iterator[SendMessage]:
@@ -199,7 +204,7 @@ class SendMany:
                     seq_to_index[seq] = row.index
                     yield self.message(row, seq)
 
-            with stop.installed(), make_progress(todo, "send-many", err) as progress:
+            with make_progress(todo, "send-many", err) as progress:
                 outcomes = client.messages.send_many(
                     rows_to_send(), concurrency=self.concurrency, rate_limit=self.rate,
                     template=template,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import io
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from routee_viber_async import (
     TemplateParam,
     VarExample,
 )
+from routee_viber_async.cli._send_many import SendMany
 from routee_viber_async.sandbox import Sandbox
 
 
@@ -403,3 +405,39 @@ def test_help_for_every_command() -> None:
         )
         assert result.returncode == 0, (command, result.stderr)
         assert "usage: routee-viber" in result.stdout
+
+
+async def test_a_ctrl_c_while_the_client_closes_is_taken_and_the_close_completes(
+    sandbox: Sandbox, template: Template, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stop handler stays installed until the client is closed: a Ctrl-C that comes after
+    the sends, while the connections are being closed, asks for a stop (already done) instead
+    of raising KeyboardInterrupt in the middle of the close."""
+    input_path = tmp_path / "otps.csv"
+    write_csv(input_path, 3)
+    closed: list[bool] = []
+
+    class InterruptedWhileClosing(RouteeViberClient):
+        async def close(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            await asyncio.sleep(0.05)  # the event loop takes the signal in here
+            await super().close()
+            closed.append(True)
+
+    def factory(**options: Any) -> RouteeViberClient:
+        return InterruptedWhileClosing(
+            credentials=sandbox.credentials,
+            base_url=sandbox.base_url,
+            auth_url=sandbox.auth_url,
+            **options,
+        )
+
+    job = SendMany(
+        input=input_path, sender=sandbox.sender_id, template_id=template.template_id, lang="en"
+    )
+    err = io.StringIO()
+    code = await job.run(factory, err)
+    assert closed == [True]
+    assert code == 0
+    assert "3 sent, 0 failed" in err.getvalue()
+    assert "stopping after the sends in flight" in capsys.readouterr().err  # the handler's word
