@@ -69,15 +69,19 @@ class SendOutcome:
     # The input, and the seq send_many gave it (None: the input is the message as sent). The
     # copy carrying the seq is made on first access to ``request``: most callers never read it,
     # and a frozen 13-field copy per input is a measurable share of a fan-out's CPU.
-    _sent: Any = attrs.field(alias="request")
+    _sent: SendMessage = attrs.field(alias="request")
     result: SendResult | None
     error: Exception | None
     attempts: int
     _seq: int | None = attrs.field(default=None, kw_only=True, alias="_seq")
 
     @property
-    def request(self) -> Any:
-        """The message as sent, with its ``seq``."""
+    def request(self) -> SendMessage:
+        """The message as sent, with its ``seq``.
+
+        (An input that was not a :class:`SendMessage`, which only an untyped caller can pass,
+        is refused with a ``ValidationError`` and kept here as it was given.)
+        """
         seq = self._seq
         if seq is None:
             return self._sent
