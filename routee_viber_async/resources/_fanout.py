@@ -28,6 +28,7 @@ carrying that ``seq`` is made only if the caller reads ``outcome.request``.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from functools import partial
@@ -155,14 +156,37 @@ def fan_out(
     template: Template | None,
 ) -> SendManyIterator:
     """The iterator behind ``send_many``; see there. Options are checked here, at the call."""
-    workers = messages_resource._transport.max_concurrency if concurrency is None else concurrency
     return SendManyIterator(
         messages_resource.send_counted,
         messages,
-        _positive_int(workers),
+        _effective_concurrency(messages_resource, concurrency),
         _rate_limiter(rate_limit),
         template,
     )
+
+
+def _effective_concurrency(messages_resource: MessagesResource, concurrency: object) -> int:
+    """``concurrency``, within the client's ``max_concurrency`` (its default too).
+
+    Workers beyond the client's bound would only wait for its semaphore while holding an input
+    each: the fan-out runs with as many workers as the bound, and says so once per client.
+    """
+    limit = messages_resource._transport.max_concurrency
+    if concurrency is None:
+        return limit
+    asked = _positive_int(concurrency)
+    if asked <= limit:
+        return asked
+    if not messages_resource._told_concurrency_cap:
+        messages_resource._told_concurrency_cap = True
+        warnings.warn(
+            f"send_many(concurrency={asked}) runs at most {limit} sends at a time: the client's "
+            f"max_concurrency={limit} bounds all its requests. To run {asked}, create the client "
+            f"with RouteeViberClient(max_concurrency={asked}). (Said once per client.)",
+            UserWarning,
+            stacklevel=4,  # the caller of send_many
+        )
+    return limit
 
 
 # -- the iterator -----------------------------------------------------------------------------
