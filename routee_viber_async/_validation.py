@@ -417,8 +417,7 @@ def check_param_value(name: str, value: object) -> list[ValidationIssue]:
         issues.append(
             ValidationIssue(
                 Code.PARAM_VALUE_TOO_LONG,
-                f"Parameter {name} must be at most {MAX_PARAM_LENGTH} characters "
-                "(UTF-16 code units).",
+                f"Parameter {name} must be at most {MAX_PARAM_LENGTH} characters.",
             )
         )
     text = visible_text(text)
