@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from functools import cached_property
+from ssl import SSLContext, create_default_context
 from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ import aiohttp
 from ._auth import ClientCredentials, StaticToken, TokenProvider
 from ._config import RetryPolicy
 from ._transport import Transport
+from ._validation import is_loopback_host
 from .resources import MessagesResource, TemplatesResource, TrackingResource
 
 __all__ = ["DEFAULT_AUTH_URL", "DEFAULT_BASE_URL", "RouteeViberClient"]
@@ -43,6 +45,45 @@ def _check_seconds(value: object, name: str, *, allow_zero: bool = False) -> Non
         raise ValueError(f"{name} must be a finite number of seconds {bound}, got {value!r}")
 
 
+def _ssl_context(
+    value: object, *, base_url: str, auth_url: str, session: object
+) -> SSLContext | bool:
+    """The ``ssl=`` option as our connector takes it (see :class:`RouteeViberClient`)."""
+    if value is True:
+        return True
+    if session is not None:
+        raise ValueError(
+            "ssl applies to the client's own connection pool; with session=, configure the "
+            "TLS of that session's connector instead"
+        )
+    if value is False:
+        if not all(is_loopback_host(urlsplit(url).hostname) for url in (base_url, auth_url)):
+            raise ValueError(
+                "ssl=False (no certificate verification) is only for the local sandbox and "
+                "tests, on loopback hosts; to trust a private CA, pass ssl= a CA-bundle path or "
+                "an ssl.SSLContext"
+            )
+        return False
+    if isinstance(value, SSLContext):
+        return value
+    if isinstance(value, str | os.PathLike):
+        path = os.fspath(value)
+        if isinstance(path, str):
+            return _trusting(path)
+    raise TypeError(
+        "ssl must be an ssl.SSLContext, a CA-bundle path, True or False, "
+        f"not {type(value).__name__}"
+    )
+
+
+def _trusting(path: str) -> SSLContext:
+    """A verifying context that trusts the CA certificates of the PEM file at ``path``."""
+    try:
+        return create_default_context(cafile=path)
+    except OSError as exc:  # ssl.SSLError included
+        raise ValueError(f"ssl: cannot load CA certificates from {path!r}: {exc}") from None
+
+
 def _check_options(retry: object, timeout: object) -> None:
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise TypeError(f"retry must be a RetryPolicy, not {type(retry).__name__}")
@@ -56,6 +97,46 @@ class RouteeViberClient:
     One client owns one HTTP connection pool, one OAuth token (refreshed ahead of expiry, once
     for any number of concurrent callers) and one semaphore over in-flight requests. Use it as
     ``async with RouteeViberClient(...) as client:`` or call :meth:`close`.
+    :meth:`from_env` builds one from ``ROUTEE_*`` environment variables.
+
+    Every parameter is keyword-only:
+
+    credentials (required)
+        A :class:`ClientCredentials` (application id and secret, exchanged for an OAuth token
+        at ``auth_url``), a :class:`StaticToken`, or any object with
+        ``async def fetch_token(http, auth_url) -> AccessToken``.
+    base_url = ``"https://connect.routee.net"``
+        The API's root URL (the sandbox's ``sb.base_url`` in tests).
+    auth_url = ``"https://auth.routee.net/oauth/token"``
+        The OAuth token endpoint.
+    max_concurrency = ``100``
+        The most API requests in flight at once, over every call of the client and its
+        :meth:`with_options` views; it also bounds ``messages.send_many(concurrency=...)``.
+    retry = ``None``, meaning ``RetryPolicy()``
+        How failed requests are retried: by default ``max_attempts=4`` tries in all, exponential
+        backoff with full jitter from ``initial_backoff=0.25`` s up to ``max_backoff=8`` s,
+        ``Retry-After`` honoured up to ``max_retry_after=30`` s, within a ``deadline=60`` s per
+        call, and a client-wide ``RetryBudget()``. See :class:`RetryPolicy` for every field,
+        and ``RetryPolicy.disabled()`` for one attempt only.
+    timeout = ``10.0``
+        Seconds per HTTP attempt (each retry gets its own; the last is shortened to fit the
+        retry deadline), or an ``aiohttp.ClientTimeout`` for finer control.
+    session = ``None``
+        An ``aiohttp.ClientSession`` of yours to send through; the client then never closes it,
+        and ``ssl`` does not apply (configure that session's connector). By default the client
+        opens and owns its session.
+    forbidden_refresh_after = ``60.0``
+        Routee often answers an expired token with 403: a 403 on a token older than this many
+        seconds refreshes the token and replays once, like a 401 (0 always does; a fresher
+        token's 403 is a :class:`PermissionDeniedError` at once).
+    ssl = ``True``
+        TLS certificate verification of the client's own session, for the API and the token
+        fetch alike, in the spirit of httpx's ``verify=``: ``True`` verifies against the
+        system's CA certificates; a path (``str`` or ``os.PathLike``) to a CA bundle (a PEM
+        file) trusts those CAs instead (a private CA, a corporate proxy); an ``ssl.SSLContext`` is
+        used as given (client certificates, pinning, protocol limits); ``False`` turns
+        verification off and is allowed only when ``base_url`` and ``auth_url`` are loopback
+        hosts: it is for the local sandbox and tests, never for Routee itself.
     """
 
     def __init__(
@@ -69,6 +150,7 @@ class RouteeViberClient:
         timeout: float | aiohttp.ClientTimeout = 10.0,
         session: aiohttp.ClientSession | None = None,
         forbidden_refresh_after: float = 60.0,
+        ssl: SSLContext | str | os.PathLike[str] | bool = True,
     ) -> None:
         if not isinstance(credentials, TokenProvider):
             raise TypeError(
@@ -84,6 +166,7 @@ class RouteeViberClient:
             )
         _check_options(retry, timeout)
         _check_seconds(forbidden_refresh_after, "forbidden_refresh_after", allow_zero=True)
+        ssl_context = _ssl_context(ssl, base_url=base_url, auth_url=auth_url, session=session)
         self._transport = Transport(
             token_provider=credentials,
             base_url=base_url,
@@ -93,6 +176,7 @@ class RouteeViberClient:
             timeout=timeout,
             session=session,
             forbidden_refresh_after=forbidden_refresh_after,
+            ssl_context=ssl_context,
         )
 
     @classmethod

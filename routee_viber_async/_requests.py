@@ -150,8 +150,9 @@ def _plainly_valid(message: SendMessage, template: Template | None) -> bool:
 
     A send is checked on every attempt of every message, and :meth:`SendMessage.issues` makes
     about twenty Python calls to say "nothing". This accepts only what it can vouch for (plain
-    ``str`` values, no URLs, parameter values without ``.`` or ``:``); anything else, valid or
-    not, is left to ``issues()``, which alone words the issues.
+    ASCII ``str`` values, no URLs, string names, parameter values without ``.`` or ``:``):
+    ASCII text is its own visible form and counts one UTF-16 unit per character. Anything else,
+    valid or not, is left to ``issues()``, which alone words the issues.
     """
     sender = message.sender_info_tracking_id
     to = message.to
@@ -163,24 +164,29 @@ def _plainly_valid(message: SendMessage, template: Template | None) -> bool:
     ttl = message.ttl
     if not (
         type(sender) is str
+        and sender.isascii()
         and sender.strip()
         and type(to) is str
         and v.E164.fullmatch(to) is not None
         and type(template_id) is str
+        and template_id.isascii()
         and template_id.strip()
         and type(lang) is str
+        and lang.isascii()
         and lang.strip()
         and type(params) is dict
         and (scope is None or (type(scope) is DeliveryScope and scope in v.DELIVERY_SCOPES))
         and (seq is None or (type(seq) is int and 0 <= seq <= MAX_SEQ))
-        and (ttl is None or (type(ttl) is int and ttl >= 1))
+        and (ttl is None or (type(ttl) is int and 1 <= ttl <= v.INT64_MAX))
         and message.callback_url is None
         and message.inbound_url is None
     ):
         return False
-    for value in params.values():
+    for name, value in params.items():
         if (
-            type(value) is not str
+            type(name) is not str
+            or type(value) is not str
+            or not value.isascii()
             or len(value) > v.MAX_PARAM_LENGTH
             or "." in value
             or ":" in value
@@ -244,18 +250,22 @@ class LegacyOtp:
             )
             params = {}
         validity = params.get("codeValidityTime")
-        if validity is not None and (isinstance(validity, bool) or not isinstance(validity, int)):
+        if validity is not None and (
+            isinstance(validity, bool)
+            or not isinstance(validity, int)
+            or not v.INT64_MIN <= validity <= v.INT64_MAX
+        ):
             issues.append(
                 ValidationIssue(
-                    v.Code.INVALID_PARAM_TYPE, "Parameter codeValidityTime must be an integer."
+                    v.Code.INVALID_PARAM_TYPE,
+                    "Parameter codeValidityTime must be an integer within 64 bits.",
                 )
             )
             params = {k: p for k, p in params.items() if k != "codeValidityTime"}
         if self.template_lang is not None:
             issues += v.check_lang(self.template_lang, "templateLang")
         if template is None:
-            for name, value in params.items():
-                issues += v.check_param_value(name, value)
+            issues += v.check_param_entries(params)
         else:
             issues += v.check_template_params(
                 params,

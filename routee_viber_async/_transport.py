@@ -36,6 +36,7 @@ import time
 from collections.abc import Mapping
 from functools import partial
 from http import HTTPStatus
+from ssl import SSLContext
 from typing import Any
 
 import aiohttp
@@ -385,6 +386,7 @@ class _Shared:
         "session",
         "session_timeout",
         "sleepers",
+        "ssl_context",
         "tokens",
         "user_agent",
     )
@@ -400,6 +402,7 @@ class _Shared:
         quota: RetryQuota | None,
         forbidden_refresh_after: float,
         user_agent: str,
+        ssl_context: SSLContext | bool = True,
     ) -> None:
         self.tokens = tokens
         self.base_url = base_url
@@ -411,6 +414,7 @@ class _Shared:
         self.quota = quota
         self.forbidden_refresh_after = forbidden_refresh_after
         self.user_agent = user_agent
+        self.ssl_context = ssl_context  # our connector's ssl= (True: default verification)
         self.closed = False
         self.sleepers: set[asyncio.Future[None]] = set()
         self.header_token: AccessToken | None = None
@@ -425,6 +429,7 @@ class _Shared:
             limit=self.max_concurrency + 1,
             keepalive_timeout=KEEPALIVE_TIMEOUT,
             ttl_dns_cache=300,
+            ssl=self.ssl_context,
         )
         session = aiohttp.ClientSession(
             connector=connector,
@@ -513,6 +518,7 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
         forbidden_refresh_after: float = 60.0,
         user_agent: str = DEFAULT_USER_AGENT,
+        ssl_context: SSLContext | bool = True,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -528,6 +534,7 @@ class Transport:
             quota=RetryQuota(retry.budget) if retry.budget is not None else None,
             forbidden_refresh_after=forbidden_refresh_after,
             user_agent=user_agent,
+            ssl_context=ssl_context,
         )
         self._configure(retry, client_timeout, is_view=False)
 

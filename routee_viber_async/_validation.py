@@ -1,16 +1,26 @@
-"""Routee's request rules, checked locally before any network call.
+r"""Routee's request rules, checked locally before any network call.
 
 The issue codes are the seed's own (``PARAM_VALUE_TOO_LONG``, ``MISSING_PARAM``, ...); rules the
 seeds state without a code get a code of ours (``INVALID_RECIPIENT``, ...). Messages name fields
 and parameters, never their values, so that a pin cannot leak through an error.
 
 The same checks serve the client (before sending) and the sandbox (as the server's rules).
+
+Text is checked as a reader sees it (:func:`visible_text`): format characters such as zero-width
+spaces are dropped and the rest NFKC-normalised before the URL, file-name and blank checks, so
+that ``evil\uff0ecom`` (a full-width dot) counts as a domain and ``test\u200d.pdf`` (a zero-width
+joiner) as a file name. That form serves the checks only: what goes on the wire is the value as
+given. Lengths are counted in UTF-16 code units (:func:`utf16_length`), as Java and JavaScript
+count a string's length: Routee's published limit says "characters" without saying which, and
+this count is never below the number of characters (an emoji beyond U+FFFF counts two).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -22,6 +32,8 @@ from ._errors import ValidationError, ValidationIssue
 __all__ = [
     "DELIVERY_SCOPES",
     "E164",
+    "INT64_MAX",
+    "INT64_MIN",
     "ISO_639_1",
     "MAX_PARAM_LENGTH",
     "Code",
@@ -31,18 +43,27 @@ __all__ = [
     "check_label",
     "check_lang",
     "check_optional_int",
+    "check_param_entries",
     "check_param_value",
     "check_positive_number",
     "check_recipient",
     "check_required_text",
     "check_template_definition",
     "check_template_params",
+    "is_blank",
     "is_loopback_host",
     "placeholders",
     "raise_if",
+    "utf16_length",
+    "visible_text",
 ]
 
+#: The longest parameter value, in UTF-16 code units (see the module's docstring).
 MAX_PARAM_LENGTH = 25
+
+#: The integers a request may carry: what fits a signed 64-bit integer (Routee's platform is
+#: Java, whose ``long`` is signed; orjson cannot write an integer beyond 64 bits at all).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class Code:
@@ -326,24 +347,80 @@ def check_recipient(to: object, field: str = "to") -> list[ValidationIssue]:
     return []
 
 
+def visible_text(text: str) -> str:
+    r"""``text`` as a reader sees it, for the checks: format characters (Unicode category Cf:
+    zero-width spaces and joiners, the BOM, bidirectional controls, soft hyphens) dropped, then
+    NFKC-normalised (full-width ``evil\uff0ecom`` becomes ``evil.com``)."""
+    if text.isascii():  # the common case: ASCII has no format character and is NFKC already
+        return text
+    shown = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return unicodedata.normalize("NFKC", shown)
+
+
+def is_blank(value: object) -> bool:
+    """True for a string with nothing visible in it (spaces, zero-width spaces, ...)."""
+    return isinstance(value, str) and not visible_text(value).strip()
+
+
+def utf16_length(text: str) -> int:
+    """The length of ``text`` in UTF-16 code units (characters beyond U+FFFF count two).
+
+    Raises ``UnicodeEncodeError`` for a lone surrogate, which no JSON encoder can send.
+    """
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _number_issue(name: str, value: int | float) -> list[ValidationIssue]:
+    """A number the wire cannot carry: NaN and infinities (JSON has none), integers beyond 64
+    bits."""
+    if isinstance(value, float) and not math.isfinite(value):
+        problem = "must be a finite number (not NaN or infinity)"
+    elif isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        problem = "must be an integer within 64 bits"
+    else:
+        return []
+    return [ValidationIssue(Code.INVALID_PARAM_TYPE, f"Parameter {name} {problem}.")]
+
+
 def check_param_value(name: str, value: object) -> list[ValidationIssue]:
-    """The seed's TEXT parameter rules for one value: length, no URL, no file name."""
+    """The seed's TEXT parameter rules for one value: length, no URL, no file name.
+
+    The length counts UTF-16 code units of the value as given; the URL and file-name checks
+    look at its :func:`visible_text`.
+    """
     if type(value) is str:  # the common case, first
         text = value
     elif isinstance(value, bool) or not isinstance(value, str | int | float):
         return [
             ValidationIssue(Code.INVALID_PARAM_TYPE, f"Parameter {name} must be a string or number")
         ]
+    elif isinstance(value, str):
+        text = value
     else:
-        text = value if isinstance(value, str) else str(value)
+        number_issues = _number_issue(name, value)
+        if number_issues:
+            return number_issues
+        text = str(value)
     issues = []
-    if len(text) > MAX_PARAM_LENGTH:
+    try:
+        length = utf16_length(text)
+    except UnicodeEncodeError:
+        return [
+            ValidationIssue(
+                Code.INVALID_PARAM_TYPE,
+                f"Parameter {name} must be valid Unicode text (it holds a lone surrogate).",
+            )
+        ]
+    if length > MAX_PARAM_LENGTH:
         issues.append(
             ValidationIssue(
                 Code.PARAM_VALUE_TOO_LONG,
                 f"Parameter {name} must be at most {MAX_PARAM_LENGTH} characters.",
             )
         )
+    text = visible_text(text)
     if "." not in text and ":" not in text:
         return issues  # every URL, domain and file name has one or the other
     if _looks_like_url(text):
@@ -359,6 +436,23 @@ def check_param_value(name: str, value: object) -> list[ValidationIssue]:
                 f"Parameter {name} must not look like a file name or extension (e.g. test.pdf).",
             )
         )
+    return issues
+
+
+def check_param_entries(params: Mapping[Any, Any]) -> list[ValidationIssue]:
+    """Every parameter of a ``templateParams`` mapping: string names, values by
+    :func:`check_param_value`."""
+    issues: list[ValidationIssue] = []
+    for name, value in params.items():
+        if isinstance(name, str):
+            issues += check_param_value(name, value)
+        else:  # the name is not echoed: only strings are names
+            issues.append(
+                ValidationIssue(
+                    Code.INVALID_PARAM_TYPE,
+                    f"templateParams names must be strings, not {type(name).__name__}.",
+                )
+            )
     return issues
 
 
@@ -391,7 +485,7 @@ def check_template_params(
     """
     issues: list[ValidationIssue] = []
     params = params or {}
-    if not isinstance(lang, str) or not lang.strip():
+    if not isinstance(lang, str) or is_blank(lang):
         issues.append(ValidationIssue(Code.TEMPLATE_LANG_REQUIRED, "templateLang is required."))
     elif languages is not None and lang not in set(languages):
         issues.append(
@@ -400,18 +494,17 @@ def check_template_params(
                 f"templateLang {lang} does not match a locale of the template.",
             )
         )
-    for name, value in params.items():
-        issues += check_param_value(name if type(name) is str else str(name), value)
+    issues += check_param_entries(params)
     if declared is not None:
         declared_names = list(dict.fromkeys(declared))
         for name in declared_names:
             value = params.get(name)
-            if value is None or (isinstance(value, str) and not value.strip()):
+            if value is None or is_blank(value):
                 issues.append(
                     ValidationIssue(Code.MISSING_PARAM, f"Parameter {name} is missing or blank.")
                 )
         for name in params:
-            if name not in declared_names:
+            if isinstance(name, str) and name not in declared_names:  # (others: named above)
                 issues.append(
                     ValidationIssue(
                         Code.UNKNOWN_PARAM, f"Parameter {name} is not declared on the template."
@@ -419,7 +512,7 @@ def check_template_params(
                 )
     if is_otp:
         pin = params.get("pin")
-        if pin is None or (isinstance(pin, str) and not pin.strip()):
+        if pin is None or is_blank(pin):
             issues.append(
                 ValidationIssue(
                     Code.OTP_PIN_REQUIRED, "OTP-category templates require templateParams.pin."
@@ -429,11 +522,23 @@ def check_template_params(
 
 
 def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    """True for ``localhost`` (and ``*.localhost``, reserved to loopback by RFC 6761) and for
+    loopback addresses (127.0.0.0/8, ``::1``, ``::ffff:127.x.x.x``).
+
+    An address is parsed, never matched by prefix: ``127.evil.com`` is a name like any other.
+    """
     if not host:
         return False
     host = host.strip("[]").lower()
-    return host in ("localhost", "::1") or host.endswith(".localhost") or host.startswith("127.")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def check_callback_url(url: object, field: str) -> list[ValidationIssue]:
@@ -493,8 +598,8 @@ def check_category(category: object) -> list[ValidationIssue]:
 
 
 def check_required_text(value: object, field: str) -> list[ValidationIssue]:
-    """A required string field must be a non-blank string."""
-    if isinstance(value, str) and value.strip():
+    """A required string field must be a string with something visible in it."""
+    if isinstance(value, str) and not is_blank(value):
         return []
     return [ValidationIssue(Code.FIELD_REQUIRED, f"{field} is required.")]
 
@@ -517,6 +622,8 @@ def check_optional_int(value: object, field: str, *, minimum: int = 0) -> list[V
         return []
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         return [ValidationIssue(Code.INVALID_FIELD, f"{field} must be an integer >= {minimum}.")]
+    if value > INT64_MAX:
+        return [ValidationIssue(Code.INVALID_FIELD, f"{field} must be an integer within 64 bits.")]
     return []
 
 
@@ -538,7 +645,7 @@ def check_template_definition(
     locales = list(locales)
     seen: dict[str, None] = {}  # the declared names, in order
     for name, type_ in params:
-        if not isinstance(name, str) or not name.strip():
+        if not isinstance(name, str) or is_blank(name):
             issues.append(
                 ValidationIssue(Code.FIELD_REQUIRED, "params[].name must be a non-blank string.")
             )
@@ -564,7 +671,7 @@ def check_template_definition(
             issues.append(ValidationIssue(Code.DUPLICATE_LOCALE, f"Locale {lang} is repeated."))
         if not lang_issues:
             languages.add(lang)
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or is_blank(text):
             issues.append(
                 ValidationIssue(Code.FIELD_REQUIRED, f"locales[{lang}].template is required.")
             )

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
 import pytest
 
 from routee_viber_async import (
@@ -20,7 +25,8 @@ from routee_viber_async import (
     ValidationError,
     VarExample,
 )
-from routee_viber_async._validation import check_param_value, check_recipient
+from routee_viber_async._converter import dumps_wire
+from routee_viber_async._validation import check_param_value, check_recipient, is_loopback_host
 
 SENDER = "sender-1"
 NUMBER = "+306912345678"
@@ -299,3 +305,166 @@ def test_validation_error_is_a_value_error_with_issues() -> None:
     code, message = caught.value.issues[0]
     assert code == "INVALID_RECIPIENT"
     assert "E.164" in message
+
+
+# -- values the wire cannot carry (issue 17 #13) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "names"),
+    [
+        ({1: "x", "pin": "482910"}, "templateParams"),
+        ({None: "x", "pin": "482910"}, "templateParams"),
+        ({("a",): "x", "pin": "482910"}, "templateParams"),
+        ({"pin": 2**64}, "pin"),
+        ({"pin": 2**70}, "pin"),
+        ({"pin": -(2**63) - 1}, "pin"),
+        ({"pin": math.nan}, "pin"),
+        ({"pin": math.inf}, "pin"),
+        ({"pin": -math.inf}, "pin"),
+        ({"pin": "48\ud8002910"}, "pin"),  # a lone surrogate: no JSON encoder can send it
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("with_template", [False, True])
+def test_values_the_wire_cannot_carry_are_refused(
+    params: dict[Any, Any], names: str, with_template: bool
+) -> None:
+    template = Template(
+        template_id="t-1",
+        category=TemplateCategory.OTP,
+        params=[TemplateParam("pin")],
+        locales=[TemplateLocale("en", "Code {{pin}}")],
+    )
+    message = send(template_params=params)
+    with pytest.raises(ValidationError, match=names) as caught:
+        message.validate(template if with_template else None)
+    assert caught.value.codes == ["INVALID_PARAM_TYPE"]
+
+
+@pytest.mark.parametrize("value", [2**63 - 1, -(2**63), 0, 1.5, -2.25, 1e300])
+def test_numbers_within_the_wire_s_range_are_accepted(value: float) -> None:
+    message = send(template_params={"pin": value})
+    message.validate()
+    assert orjson.loads(dumps_wire(message))["templateParams"] == {"pin": value}
+
+
+def test_ttl_and_code_validity_time_beyond_64_bits_are_refused() -> None:
+    with pytest.raises(ValidationError, match="ttl must be an integer within 64 bits"):
+        send(ttl=2**64).validate()
+    send(ttl=2**63 - 1).validate()
+    for params in ({"codeValidityTime": 2**64}, OtpParams(pin="1", code_validity_time=2**70)):
+        otp = LegacyOtp(SENDER, NUMBER, template_params=params)
+        with pytest.raises(ValidationError, match="codeValidityTime"):
+            otp.validate()
+    with pytest.raises(ValidationError, match="ttl"):
+        LegacyOtp(SENDER, NUMBER, ttl=2**64).validate()
+
+
+def test_legacy_otp_parameter_names_must_be_strings() -> None:
+    otp = LegacyOtp(SENDER, NUMBER, template_params={"pin": "1", 5: "x"})  # type: ignore[dict-item]
+    with pytest.raises(ValidationError, match="templateParams names must be strings"):
+        otp.validate()
+
+
+# -- text checked as a reader sees it (issue 17 #13) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("evil\uff0ecom", "PARAM_CONTAINS_URL"),  # a full-width dot
+        ("evil\u2024com", "PARAM_CONTAINS_URL"),  # one dot leader
+        ("\uff45\uff56\uff49\uff4c.com", "PARAM_CONTAINS_URL"),  # full-width letters
+        ("https\uff1a//x.io", "PARAM_CONTAINS_URL"),  # a full-width colon
+        ("ev\u200bil.com", "PARAM_CONTAINS_URL"),  # a zero-width space in the domain
+        ("www\u200d.x.gr", "PARAM_CONTAINS_URL"),
+        ("test\u200d.pdf", "PARAM_CONTAINS_FILE_EXTENSION"),  # a zero-width joiner
+        ("test.\u2060pdf", "PARAM_CONTAINS_FILE_EXTENSION"),  # a word joiner
+        ("test\ufeff.pdf", "PARAM_CONTAINS_FILE_EXTENSION"),  # a BOM
+        ("test\uff0epdf", "PARAM_CONTAINS_FILE_EXTENSION"),
+        ("test.\uff50\uff44\uff46", "PARAM_CONTAINS_FILE_EXTENSION"),
+    ],
+)
+def test_url_and_file_name_checks_see_through_lookalikes(value: str, code: str) -> None:
+    assert codes(check_param_value("p", value)) == [code]
+
+
+@pytest.mark.parametrize("blank", ["\u200b" * 25, "\u200b \u200d", "\ufeff", "\u2060\u00ad"])
+def test_invisible_text_is_blank(blank: str) -> None:
+    params = {"pin": "482910", "minutes": blank}
+    assert codes(send(template_params=params).issues(OTP_TEMPLATE)) == ["MISSING_PARAM"]
+    otp_without_params = Template(
+        template_id="t-2",
+        category=TemplateCategory.OTP,
+        params=[],
+        locales=[TemplateLocale("en", "static")],
+    )
+    pin_only = send(template_params={"pin": blank})
+    assert "OTP_PIN_REQUIRED" in codes(pin_only.issues(otp_without_params))
+    assert codes(send(sender_info_tracking_id=blank).issues()) == ["FIELD_REQUIRED"]
+    assert codes(send(template_id=blank).issues()) == ["FIELD_REQUIRED"]
+    assert codes(send(template_lang=blank).issues()) == ["TEMPLATE_LANG_REQUIRED"]
+    assert "FIELD_REQUIRED" in codes(template_def(locales=[TemplateLocale("en", blank)]).issues())
+
+
+def test_the_wire_carries_the_value_as_given() -> None:
+    """Normalisation serves the checks only: an accepted value is sent unchanged."""
+    value = "\uff21\uff22 caf\u0065\u0301"  # full-width "AB", a decomposed é
+    message = send(template_params={"pin": value})
+    message.validate()
+    assert orjson.loads(dumps_wire(message))["templateParams"] == {"pin": value}
+
+
+# -- lengths in UTF-16 code units (issue 17 #13) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("\U0001f600" * 12 + "x", True),  # 25 units
+        ("\U0001f600" * 13, False),  # 13 characters, 26 units
+        ("a" * 24 + "\U0001f600", False),  # 25 characters, 26 units
+        ("\U00010348" * 12 + "€", True),  # a Gothic letter: two units each
+        ("a" * 24 + "\u200b", True),  # a zero-width space counts: it is sent
+        ("a" * 25 + "\u200b", False),
+    ],
+)
+def test_length_counts_utf16_code_units(value: str, accepted: bool) -> None:
+    issues = check_param_value("p", value)
+    assert codes(issues) == ([] if accepted else ["PARAM_VALUE_TOO_LONG"])
+
+
+# -- loopback hosts are parsed (issue 17 #13) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.evil.com/cb",
+        "http://127.0.0.1.evil.com/cb",
+        "http://127.0.0.1.nip.io/cb",
+        "http://localhost.evil.com/cb",
+        "http://[::2]/cb",
+        "http://128.0.0.1/cb",
+        "http://0.0.0.0/cb",
+    ],
+)
+def test_http_callback_to_a_name_that_only_looks_like_loopback_is_refused(url: str) -> None:
+    assert codes(send(callback_url=url).issues()) == ["INVALID_CALLBACK_URL"]
+    assert not is_loopback_host(urlsplit(url).hostname)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/cb",
+        "http://127.255.3.4:9000/cb",
+        "http://[::1]:8080/cb",
+        "http://[::ffff:127.0.0.1]/cb",
+        "http://LOCALHOST/cb",
+        "http://hooks.localhost/cb",
+    ],
+)
+def test_http_callback_to_loopback_is_accepted(url: str) -> None:
+    assert send(callback_url=url).issues() == []

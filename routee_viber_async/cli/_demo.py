@@ -136,7 +136,9 @@ async def run_demo(count: int = 1000, concurrency: int = 100, stream: IO[str] | 
             began = time.perf_counter()
             with make_progress(count, "sending OTPs", out) as progress:
                 async for outcome in client.messages.send_many(messages(), template=template):
-                    latencies.append(time.perf_counter() - started_at.pop(outcome.request.seq))
+                    seq = outcome.request.seq
+                    assert seq is not None, "every message here carries its own seq"
+                    latencies.append(time.perf_counter() - started_at.pop(seq))
                     if outcome.result is not None:
                         sent.add(outcome.result.tracking_id)
                     else:

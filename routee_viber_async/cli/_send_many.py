@@ -211,7 +211,9 @@ class SendMany:
                 )  # fmt: skip
                 async with outcomes:
                     async for outcome in outcomes:
-                        index = seq_to_index.pop(outcome.request.seq)
+                        seq = outcome.request.seq
+                        assert seq is not None, "every row is sent with its journal's seq"
+                        index = seq_to_index.pop(seq)
                         record = _record(journal, index, outcome)
                         output.write(record.output_line())
                         progress.advance(record.state == SENT)

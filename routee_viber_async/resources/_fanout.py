@@ -28,6 +28,7 @@ carrying that ``seq`` is made only if the caller reads ``outcome.request``.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from functools import partial
@@ -69,15 +70,19 @@ class SendOutcome:
     # The input, and the seq send_many gave it (None: the input is the message as sent). The
     # copy carrying the seq is made on first access to ``request``: most callers never read it,
     # and a frozen 13-field copy per input is a measurable share of a fan-out's CPU.
-    _sent: Any = attrs.field(alias="request")
+    _sent: SendMessage = attrs.field(alias="request")
     result: SendResult | None
     error: Exception | None
     attempts: int
     _seq: int | None = attrs.field(default=None, kw_only=True, alias="_seq")
 
     @property
-    def request(self) -> Any:
-        """The message as sent, with its ``seq``."""
+    def request(self) -> SendMessage:
+        """The message as sent, with its ``seq``.
+
+        (An input that was not a :class:`SendMessage`, which only an untyped caller can pass,
+        is refused with a ``ValidationError`` and kept here as it was given.)
+        """
         seq = self._seq
         if seq is None:
             return self._sent
@@ -151,14 +156,37 @@ def fan_out(
     template: Template | None,
 ) -> SendManyIterator:
     """The iterator behind ``send_many``; see there. Options are checked here, at the call."""
-    workers = messages_resource._transport.max_concurrency if concurrency is None else concurrency
     return SendManyIterator(
         messages_resource.send_counted,
         messages,
-        _positive_int(workers),
+        _effective_concurrency(messages_resource, concurrency),
         _rate_limiter(rate_limit),
         template,
     )
+
+
+def _effective_concurrency(messages_resource: MessagesResource, concurrency: object) -> int:
+    """``concurrency``, within the client's ``max_concurrency`` (its default too).
+
+    Workers beyond the client's bound would only wait for its semaphore while holding an input
+    each: the fan-out runs with as many workers as the bound, and says so once per client.
+    """
+    limit = messages_resource._transport.max_concurrency
+    if concurrency is None:
+        return limit
+    asked = _positive_int(concurrency)
+    if asked <= limit:
+        return asked
+    if not messages_resource._told_concurrency_cap:
+        messages_resource._told_concurrency_cap = True
+        warnings.warn(
+            f"send_many(concurrency={asked}) runs at most {limit} sends at a time: the client's "
+            f"max_concurrency={limit} bounds all its requests. To run {asked}, create the client "
+            f"with RouteeViberClient(max_concurrency={asked}). (Said once per client.)",
+            UserWarning,
+            stacklevel=4,  # the caller of send_many
+        )
+    return limit
 
 
 # -- the iterator -----------------------------------------------------------------------------

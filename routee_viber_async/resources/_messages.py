@@ -14,6 +14,7 @@ from ._base import Resource
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable
 
+    from .._transport import Transport
     from ._fanout import SendManyIterator
 
 __all__ = ["MessagesResource"]
@@ -29,7 +30,12 @@ _send_result_from_wire = wire_parser(SendResult)
 class MessagesResource(Resource):
     """Sending approved templates, one at a time or fanned out."""
 
-    __slots__ = ()
+    __slots__ = ("_told_concurrency_cap",)
+
+    def __init__(self, transport: Transport) -> None:
+        super().__init__(transport)
+        #: Whether send_many already warned that the client's max_concurrency caps it.
+        self._told_concurrency_cap = False
 
     async def send(
         self, message: SendMessage, *, template: Template | None = None, validate: bool = True
@@ -82,9 +88,18 @@ class MessagesResource(Resource):
     ) -> SendManyIterator:
         """Send every message, yielding one :class:`SendOutcome` per input in completion order.
 
-        Inputs are read lazily; at most ``concurrency`` sends are in flight (default: the
-        client's ``max_concurrency``) and ``rate_limit`` caps sends per second. One failure never
-        stops the rest: errors are captured in their outcome, never raised.
+        Inputs are read lazily; at most ``concurrency`` sends are in flight and ``rate_limit``
+        caps sends per second. One failure never stops the rest: errors are captured in their
+        outcome, never raised.
+
+        ``concurrency`` defaults to the client's ``max_concurrency`` (100 unless set), which
+        also bounds it: every request of the client, a fan-out's included, waits for one of
+        those slots. A ``concurrency`` above it runs at ``max_concurrency`` (with as many
+        workers, so memory follows the effective figure too), and the first such call on a
+        client emits a ``UserWarning`` that gives the effective concurrency and how to raise it
+        (``RouteeViberClient(max_concurrency=N)``). A warning rather than an error: the fan-out
+        still does all its work at the client's bound, and a program that asked for more
+        should not stop sending because of it.
         """
         from ._fanout import fan_out
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import bisect
 import random
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from fanout_helpers import Counted, StubTransport, message, resource
 
-from routee_viber_async import ValidationError
+from routee_viber_async import RouteeViberClient, StaticToken, ValidationError
+
+CLOSED = "http://127.0.0.1:9"  # nothing listens: these tests never reach the network
 
 
 async def busy(body: Mapping[str, Any]) -> None:
@@ -94,3 +97,65 @@ async def test_a_rate_below_one_per_second_still_sends() -> None:
     outcomes = [o async for o in resource(StubTransport()).send_many([message()], rate_limit=0.5)]
     assert len(outcomes) == 1
     assert outcomes[0].ok
+
+
+# -- a concurrency above the client's max_concurrency (issue 18, Library) --------------------
+
+
+async def test_a_concurrency_above_max_concurrency_runs_at_the_cap_and_warns_once() -> None:
+    transport = StubTransport(max_concurrency=5, behave=busy)
+    messages = resource(transport)
+    source = Counted(200)
+    with pytest.warns(UserWarning, match=r"concurrency=1000\) runs at most 5 ") as caught:
+        iterator = messages.send_many(source.sync(), concurrency=1000)
+    assert len(caught) == 1
+    warning = caught[0]
+    assert warning.filename == __file__  # it points at the call of send_many
+    text = str(warning.message)
+    assert "max_concurrency=5" in text
+    assert "RouteeViberClient(max_concurrency=1000)" in text
+    outcomes = []
+    async for outcome in iterator:
+        outcomes.append(outcome)
+        source.seen()
+    assert len(outcomes) == 200
+    assert all(o.ok for o in outcomes)
+    assert transport.max_in_flight == 5
+    assert source.ahead <= 2 * 5  # as many workers as the cap: memory follows it too
+
+    # Once per client: the next call, however high, says nothing more.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = [o async for o in messages.send_many(Counted(20).sync(), concurrency=500)]
+    assert len(again) == 20
+    assert transport.max_in_flight == 5
+
+
+@pytest.mark.parametrize("concurrency", [None, 1, 5])
+async def test_a_concurrency_within_max_concurrency_says_nothing(concurrency: int | None) -> None:
+    transport = StubTransport(max_concurrency=5, behave=busy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        outcomes = [
+            o
+            async for o in resource(transport).send_many(
+                Counted(50).sync(), concurrency=concurrency
+            )
+        ]
+    assert len(outcomes) == 50
+    assert transport.max_in_flight == (concurrency or 5)
+
+
+async def test_each_client_is_told_of_the_cap_once() -> None:
+    async with (
+        RouteeViberClient(credentials=StaticToken("t"), base_url=CLOSED, max_concurrency=2) as a,
+        RouteeViberClient(credentials=StaticToken("t"), base_url=CLOSED, max_concurrency=3) as b,
+    ):
+        with pytest.warns(UserWarning, match="max_concurrency=2"):
+            await a.messages.send_many([], concurrency=10).aclose()
+        with pytest.warns(UserWarning, match="max_concurrency=3"):
+            await b.messages.send_many([], concurrency=10).aclose()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            await a.messages.send_many([], concurrency=10).aclose()
+            await b.messages.send_many([], concurrency=99).aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import typing
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
@@ -273,3 +274,11 @@ async def test_a_second_concurrent_consumer_is_refused() -> None:
     gate.set()
     assert (await first).ok
     await iterator.aclose()
+
+
+def test_outcome_request_is_typed_as_a_send_message() -> None:
+    """``outcome.request.seq`` type-checks as ``int | None`` for callers, not as ``Any``."""
+    hints = typing.get_type_hints(SendOutcome.request.fget)  # type: ignore[attr-defined]
+    assert hints["return"] is SendMessage
+    field = attrs.fields_dict(SendOutcome)["_sent"]
+    assert typing.get_type_hints(SendOutcome)[field.name] is SendMessage

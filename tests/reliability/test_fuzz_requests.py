@@ -58,7 +58,8 @@ NUMBERS = (
 #: What an untyped caller may pass for any field.
 ANY = st.none() | st.booleans() | NUMBERS | TEXT
 PINS = st.integers(min_value=0, max_value=10**9).map(lambda n: f"P{n}Q")
-PARAMS = st.dictionaries(TEXT, ANY, max_size=4)
+#: Names are mostly strings; an untyped caller may use others (refused, never sent).
+PARAMS = st.dictionaries(TEXT | st.integers() | st.none(), ANY, max_size=4)
 
 
 def _templates() -> st.SearchStrategy[Template]:
@@ -118,7 +119,9 @@ def test_send_message_any_values(
         assert pin not in issue.message
     assert pin not in repr(message)
     if valid:
-        dumps_wire(message)
+        wire = orjson.loads(dumps_wire(message))
+        # Each value goes out as given: no NaN or infinity turned into null.
+        assert None not in wire["templateParams"].values()
         assert pin not in orjson.dumps(to_masked(message)).decode()
 
 
@@ -152,7 +155,8 @@ def test_legacy_otp_any_values(
         assert pin not in issue.message
     assert pin not in repr(otp)
     if valid:
-        dumps_wire(otp)
+        wire = orjson.loads(dumps_wire(otp))
+        assert None not in wire.get("templateParams", {}).values()
         assert pin not in orjson.dumps(to_masked(otp)).decode()
 
 
@@ -347,19 +351,24 @@ ONE_PASS_TEMPLATES = [
 
 #: Per field, values at the edges of its rules, valid or not.
 EDGE_VALUES: dict[str, list[Any]] = {
-    "sender_info_tracking_id": ["x", " ", "", "\u2003", 5, None],
+    "sender_info_tracking_id": ["x", " ", "", "\u2003", 5, None, "\u200b" * 25, "\ufeff", "Σ"],
     "to": ["+3069123", "+306912345678901", "+0691234567", "+306912345678\n", "306912345678"],
-    "template_id": ["0", " ", "", 7],
-    "template_lang": ["el", "\t", "", "xx", None],
+    "template_id": ["0", " ", "", 7, "\u200b", "\u2060\u00ad"],
+    "template_lang": ["el", "\t", "", "xx", None, "\u200b"],
     "delivery_scope": [DeliveryScope.ALL_DEVICES, DeliveryScope("FUTURE"), "ALL_DEVICES", 3],
     "seq": [0, 7, 2**53 - 1, 2**53, -1, True, 7.0, "7"],
-    "ttl": [1, 0, 3600, False, -5, 2.0],
+    "ttl": [1, 0, 3600, False, -5, 2.0, 2**63 - 1, 2**63, 2**70],
     "callback_url": ["https://hooks.example.com/x", "http://example.com/x", ""],
     "inbound_url": ["https://hooks.example.com/x", "ftp://x"],
 }
 EDGE_PARAM_VALUES = [
     "a" * 25, "a" * 26, " ", "", "x.y", "a:b", "report.pdf", "see evil.com/x", "www.x.gr",
     "mailto:x", 5, 2.5, None, True,
+    # checked as a reader sees them (NFKC, no format characters), counted in UTF-16 units
+    "\u200b" * 25, "\u200b \u200d", "evil\uff0ecom", "test\u200d.pdf", "https\uff1a\uff0f\uff0fx",
+    "\U0001f600" * 13, "\U0001f600" * 12 + "a", "a" * 24 + "\U0001f600", "Ωμέγα", "4\ud8002",
+    # numbers the wire cannot carry
+    2**64, -(2**63) - 1, 2**63 - 1, float("nan"), float("inf"),
 ]  # fmt: skip
 
 
@@ -379,7 +388,8 @@ def _near_valid_params(data: st.DataObject, names: list[str]) -> Any:
         name = data.draw(st.sampled_from(sorted(params)))
         params[name] = data.draw(_edge(EDGE_PARAM_VALUES))
     elif change == "add":
-        params[data.draw(st.sampled_from(["pin", "minutes", "name", "other"]) | TEXT)] = "1"
+        names = st.sampled_from(["pin", "minutes", "name", "other", 1, None, ("pin",), b"pin"])
+        params[data.draw(names | TEXT)] = "1"
     elif change == "drop" and params:
         del params[data.draw(st.sampled_from(sorted(params)))]
     return params
