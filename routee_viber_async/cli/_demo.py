@@ -158,7 +158,8 @@ async def run_demo(count: int = 1000, concurrency: int = 100, stream: IO[str] | 
                         failed_sends += 1
                     progress.advance(outcome.ok)
             send_seconds = time.perf_counter() - began
-            cpu_per_send = (time.process_time() - cpu_began) / count
+            cpu_seconds = time.process_time() - cpu_began
+            cpu_per_send = cpu_seconds / count
             delivered, undelivered = await _await_deliveries(receiver, sent, out)
             pending = len(sent) - delivered - undelivered
             rows = [
@@ -174,15 +175,16 @@ async def run_demo(count: int = 1000, concurrency: int = 100, stream: IO[str] | 
                 ("send latency p50", f"{_percentile(latencies, 50) * 1000:.1f} ms"),
                 ("send latency p95", f"{_percentile(latencies, 95) * 1000:.1f} ms"),
             ]
-            _print_summary(out, rows, _notes(receiver.by_status, pending))
+            core_share = cpu_seconds / send_seconds if send_seconds else 0.0
+            _print_summary(out, rows, _notes(receiver.by_status, pending, core_share))
             ok = len(sent) == count and delivered == count
             return 0 if ok else 1
     finally:
         await receiver.close()
 
 
-def _notes(by_status: Counter[DeliveryStatus], pending: int) -> list[str]:
-    """What the summary's figures mean."""
+def _notes(by_status: Counter[DeliveryStatus], pending: int, core_share: float = 1.0) -> list[str]:
+    """What the summary's figures mean (``core_share``: CPU seconds per second while sending)."""
     notes = []
     if by_status:
         parts = " + ".join(f"{number} {status}" for status, number in by_status.items())
@@ -195,11 +197,15 @@ def _notes(by_status: Counter[DeliveryStatus], pending: int) -> list[str]:
             f"no final callback: {pending} OTPs; no callback arrived for {QUIET_PERIOD:.0f} s,"
             " so the demo stopped waiting."
         )
-    notes.append(
+    rate = (
         "sends per second: lower than the README's benchmark, where the server runs in another"
         " process. Here the sandbox (and its callbacks, and their receiver) runs in this"
         " process and shares its CPU with the client: the CPU per send counts all of them."
+        f" While sending, this process used {core_share:.0%} of one core"
     )
+    if core_share < 0.8:
+        rate += "; the rest of the time it waited (on a busy machine, for the CPU)"
+    notes.append(rate + ".")
     return notes
 
 

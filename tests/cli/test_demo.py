@@ -87,6 +87,13 @@ def test_the_notes_explain_the_callbacks_and_the_stop() -> None:
     assert f"no final callback: 3 OTPs; no callback arrived for {QUIET_PERIOD:.0f} s" in stalled
 
 
+def test_the_notes_say_when_other_processes_had_the_cpu() -> None:
+    busy = _notes(Counter(), pending=0, core_share=0.97)[-1]
+    assert "this process used 97% of one core." in busy
+    shared = _notes(Counter(), pending=0, core_share=0.4)[-1]
+    assert "used 40% of one core; the rest of the time it waited (on a busy" in shared
+
+
 async def test_a_healthy_demo_exits_0_and_explains_its_figures() -> None:
     out = io.StringIO()
     assert await run_demo(count=200, concurrency=50, stream=out) == 0
