@@ -34,6 +34,8 @@ pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
+#: Every Markdown file whose Python blocks run.
+DOCUMENTS = [README, ROOT / "examples" / "README.md"]
 
 _BLOCK = re.compile(
     r"(?:<!--\s*readme-test:(?P<directive>(?:(?!-->).)*)-->\n)?```python\n(?P<code>.*?)^```$",
@@ -85,6 +87,16 @@ def script_of(block: Block) -> str:
 
 def readme_blocks(kind: str) -> list[Block]:
     return [block for block in python_blocks(README.read_text()) if block.kind == kind]
+
+
+def document_blocks(kind: str) -> list[object]:
+    """The blocks of every file in DOCUMENTS, as pytest parameters named FILE:LINE."""
+    return [
+        pytest.param(block, id=f"{document.relative_to(ROOT)}:{block.line}")
+        for document in DOCUMENTS
+        for block in python_blocks(document.read_text())
+        if block.kind == kind
+    ]
 
 
 def sandbox_environment(sandbox: Sandbox, template: Template) -> dict[str, str]:
@@ -185,10 +197,10 @@ def test_the_extractor_refuses_an_unknown_directive() -> None:
 
 def test_the_readme_skips_no_block() -> None:
     # Running is possible for every block today; a skip must say why it is not.
-    assert readme_blocks("skip") == []
+    assert document_blocks("skip") == []
 
 
-@pytest.mark.parametrize("block", readme_blocks("run"), ids=lambda block: f"line {block.line}")
+@pytest.mark.parametrize("block", document_blocks("run"))
 async def test_a_readme_block_runs_against_the_sandbox(
     block: Block,
     routee_sandbox: Sandbox,
@@ -209,7 +221,7 @@ async def test_a_readme_block_runs_against_the_sandbox(
     )
     _, err = await asyncio.wait_for(process.communicate(), timeout=120)
     errors = err.decode()
-    assert process.returncode == 0, f"README line {block.line}:\n{errors}"
+    assert process.returncode == 0, f"line {block.line}:\n{errors}"
     assert "Unclosed" not in errors
     assert "Exception ignored" not in errors
 
@@ -234,7 +246,7 @@ def readme_pytest_configuration() -> str:
     return README.read_text().split("```toml\n", 1)[1].split("```", 1)[0]
 
 
-@pytest.mark.parametrize("block", readme_blocks("pytest"), ids=lambda block: f"line {block.line}")
+@pytest.mark.parametrize("block", document_blocks("pytest"))
 def test_a_readme_test_module_passes_in_a_project_configured_as_the_readme_says(
     block: Block, pytester: pytest.Pytester
 ) -> None:
@@ -245,7 +257,7 @@ def test_a_readme_test_module_passes_in_a_project_configured_as_the_readme_says(
     result.assert_outcomes(passed=1)
 
 
-@pytest.mark.parametrize("block", readme_blocks("pytest"), ids=lambda block: f"line {block.line}")
+@pytest.mark.parametrize("block", document_blocks("pytest"))
 def test_a_readme_test_module_passes_in_an_unconfigured_project(
     block: Block, pytester: pytest.Pytester
 ) -> None:
