@@ -12,8 +12,8 @@ import pytest
 from sandbox_helpers import FAST, Api, MakeApi
 
 from routee_viber_async._auth import ClientCredentials
-from routee_viber_async.sandbox._context import DEFAULT_OTP_TEMPLATE_ID
 from routee_viber_async.sandbox import Sandbox, SandboxOptions, serve
+from routee_viber_async.sandbox._context import DEFAULT_OTP_TEMPLATE_ID
 
 
 async def test_addresses_and_credentials() -> None:
