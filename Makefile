@@ -1,6 +1,9 @@
-# Every target works on a fresh machine with only Python 3.11+.
+# Every target works on a fresh machine with only Python 3.11+. The probe is silent: a pyenv
+# shim of a Python that is not installed passes `command -v` and then complains on stderr.
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$p; break; }; done)
+	command -v $$p >/dev/null 2>&1 \
+	&& $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 \
+	&& { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run

@@ -1,8 +1,11 @@
-"""pytest plugin (entry point ``pytest11``): fixtures ``routee_sandbox`` and ``routee_client``.
+"""pytest plugin (entry point ``pytest11``): fixtures ``routee_sandbox``, ``routee_client`` and
+``routee_template``.
 
 ``routee_sandbox`` yields a started :class:`~routee_viber_async.sandbox.Sandbox` with delays
-fast enough for tests, and ``routee_client`` a client pointed at it. Override the
-``routee_sandbox_options`` fixture to change its options::
+fast enough for tests, ``routee_client`` a client pointed at it, and ``routee_template`` an
+approved OTP template of the sandbox's sender (one parameter, ``pin``; language ``en``).
+:func:`approved_template` creates and approves another one, e.g. with other parameters.
+Override the ``routee_sandbox_options`` fixture to change the sandbox's options::
 
     @pytest.fixture
     def routee_sandbox_options(routee_sandbox_options):
@@ -21,9 +24,19 @@ import pytest
 
 if TYPE_CHECKING:
     from ._client import RouteeViberClient
+    from ._requests import CreateTemplate
+    from ._responses import Template
     from .sandbox import Sandbox
 
-__all__ = ["SANDBOX_TEST_OPTIONS", "routee_client", "routee_sandbox", "routee_sandbox_options"]
+__all__ = [
+    "SANDBOX_TEST_OPTIONS",
+    "approved_template",
+    "otp_template_definition",
+    "routee_client",
+    "routee_sandbox",
+    "routee_sandbox_options",
+    "routee_template",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,3 +84,37 @@ async def routee_client(routee_sandbox: Sandbox) -> AsyncIterator[RouteeViberCli
         auth_url=routee_sandbox.auth_url,
     ) as client:
         yield client
+
+
+def otp_template_definition() -> CreateTemplate:
+    """The ``routee_template`` fixture's definition: OTP, ``pin``, "Your code is {{pin}}."."""
+    from ._enums import TemplateCategory
+    from ._requests import CreateTemplate, TemplateLocale, TemplateParam, VarExample
+
+    return CreateTemplate(
+        TemplateCategory.OTP,
+        [TemplateParam("pin")],
+        [TemplateLocale("en", "Your code is {{pin}}.")],
+        [VarExample("pin", "123456")],
+    )
+
+
+async def approved_template(
+    client: RouteeViberClient, sandbox: Sandbox, definition: CreateTemplate | None = None
+) -> Template:
+    """Create a template on ``sandbox``'s sender and approve it at once; the approved template.
+
+    ``definition`` defaults to :func:`otp_template_definition`. New templates start
+    ``PENDING_MODERATION``; this skips the sandbox's moderation delay with ``sandbox.approve``.
+    """
+    created = await client.templates.create(
+        sandbox.sender_id, definition if definition is not None else otp_template_definition()
+    )
+    sandbox.approve(created.template_id)
+    return await client.templates.get(created.template_id)
+
+
+@_async_fixture
+async def routee_template(routee_sandbox: Sandbox, routee_client: RouteeViberClient) -> Template:
+    """An approved OTP template of ``routee_sandbox``'s sender (parameter ``pin``, ``en``)."""
+    return await approved_template(routee_client, routee_sandbox)

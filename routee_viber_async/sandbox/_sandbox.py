@@ -377,7 +377,7 @@ async def serve(
     """Serve a sandbox until cancelled, after printing how to reach it.
 
     ``options`` are :class:`Sandbox`'s. Prints the base URL, auth URL, application id and
-    secret and sender id to ``out`` (stdout by default).
+    secret, sender id and built-in approved OTP template to ``out`` (stdout by default).
     """
     stream = out if out is not None else sys.stdout
     async with Sandbox(host=host, port=port, **options) as sb:
@@ -393,5 +393,8 @@ async def serve(
         print(f"  export ROUTEE_APPLICATION_ID={sb.credentials.application_id}", file=stream)
         secret = sb.credentials.application_secret
         print(f"  export ROUTEE_APPLICATION_SECRET={secret}", file=stream)
+        print("For the README's Quick start and examples/fastapi_service.py:", file=stream)
+        print(f"  export ROUTEE_SENDER_ID={sb.sender_id}", file=stream)
+        print(f"  export ROUTEE_OTP_TEMPLATE_ID={sb.default_otp_template_id}", file=stream)
         print("Press Ctrl+C to stop.", file=stream, flush=True)
         await asyncio.Event().wait()

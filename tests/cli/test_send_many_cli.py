@@ -26,6 +26,7 @@ from routee_viber_async import (
     VarExample,
 )
 from routee_viber_async.cli._send_many import SendMany
+from routee_viber_async.pytest_plugin import approved_template
 from routee_viber_async.sandbox import Sandbox
 
 
@@ -53,18 +54,14 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 @pytest.fixture
 async def template(sandbox: Sandbox) -> Template:
+    definition = CreateTemplate(
+        TemplateCategory.OTP,
+        [TemplateParam("pin"), TemplateParam("minutes")],
+        [TemplateLocale("en", "Code {{pin}}, {{minutes}} min")],
+        [VarExample("pin", "123456"), VarExample("minutes", "5")],
+    )
     async with client_for(sandbox) as client:
-        created = await client.templates.create(
-            sandbox.sender_id,
-            CreateTemplate(
-                TemplateCategory.OTP,
-                [TemplateParam("pin"), TemplateParam("minutes")],
-                [TemplateLocale("en", "Code {{pin}}, {{minutes}} min")],
-                [VarExample("pin", "123456"), VarExample("minutes", "5")],
-            ),
-        )
-    sandbox.approve(created.template_id)
-    return created
+        return await approved_template(client, sandbox, definition)
 
 
 def client_for(sandbox: Sandbox) -> RouteeViberClient:

@@ -8,14 +8,9 @@ from typing import Any
 import pytest
 
 from routee_viber_async import (
-    CreateTemplate,
     RetryPolicy,
     RouteeViberClient,
     Template,
-    TemplateCategory,
-    TemplateLocale,
-    TemplateParam,
-    VarExample,
 )
 from routee_viber_async.sandbox import Sandbox
 
@@ -23,9 +18,14 @@ MakeClient = Callable[..., RouteeViberClient]
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with Sandbox(moderation_delay=None, delivery_delay=0.02, seed=5) as sb:
-        yield sb
+def routee_sandbox_options() -> dict[str, Any]:
+    """The plugin's ``routee_sandbox``: moderation only by ``approve()``, fast deliveries."""
+    return {"moderation_delay": None, "delivery_delay": 0.02, "seed": 5}
+
+
+@pytest.fixture
+def sandbox(routee_sandbox: Sandbox) -> Sandbox:
+    return routee_sandbox
 
 
 @pytest.fixture
@@ -48,16 +48,6 @@ async def make_client(sandbox: Sandbox) -> AsyncIterator[MakeClient]:
 
 
 @pytest.fixture
-async def template(sandbox: Sandbox, make_client: MakeClient) -> Template:
+def template(routee_template: Template) -> Template:
     """An approved OTP template of the sandbox's sender, with one parameter: ``pin``."""
-    created = await make_client().templates.create(
-        sandbox.sender_id,
-        CreateTemplate(
-            TemplateCategory.OTP,
-            [TemplateParam("pin")],
-            [TemplateLocale("en", "Your code is {{pin}}.")],
-            [VarExample("pin", "123456")],
-        ),
-    )
-    sandbox.approve(created.template_id)
-    return created
+    return routee_template

@@ -46,15 +46,9 @@ from routee_viber_async import (
     TrackingRecord,
     ValidationError,
 )
+from routee_viber_async.pytest_plugin import approved_template
 from routee_viber_async.sandbox import Sandbox
 from routee_viber_async.webhooks import parse_callback
-
-
-async def approved(client: RouteeViberClient, sandbox: Sandbox, template: Any = None) -> str:
-    created = await client.templates.create(sandbox.sender_id, template or otp_template())
-    sandbox.approve(created.template_id)
-    return created.template_id
-
 
 # -- templates ---------------------------------------------------------------------------------
 
@@ -137,7 +131,7 @@ async def test_list_of_an_unknown_sender_is_not_found(
 
 
 async def test_send_result_is_typed(client: RouteeViberClient, sandbox: Sandbox) -> None:
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     result = await client.messages.send(
         otp_message(sandbox.sender_id, template_id, ttl=600, label=Label.TRANSACTIONAL)
     )
@@ -160,7 +154,7 @@ async def test_send_result_is_typed(client: RouteeViberClient, sandbox: Sandbox)
 async def test_servers_send_time_validation_is_a_validation_error(
     client: RouteeViberClient, sandbox: Sandbox
 ) -> None:
-    template_id = await approved(client, sandbox, order_template())
+    template_id = (await approved_template(client, sandbox, order_template())).template_id
     bad = SendMessage(
         sandbox.sender_id,
         TO,
@@ -224,7 +218,7 @@ async def test_legacy_otp_answer_has_every_seed_000_field_typed(
 async def test_legacy_otp_with_an_approved_template(
     client: RouteeViberClient, sandbox: Sandbox
 ) -> None:
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     result = await client.messages.send_otp(
         LegacyOtp(sandbox.sender_id, TO, template_id=template_id, template_params={"pin": PIN})
     )
@@ -233,7 +227,7 @@ async def test_legacy_otp_with_an_approved_template(
 
 
 async def test_send_many_300_all_ok(client: RouteeViberClient, sandbox: Sandbox) -> None:
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     messages = (otp_message(sandbox.sender_id, template_id) for _ in range(300))
     outcomes = [o async for o in client.messages.send_many(messages, concurrency=40)]
     assert len(outcomes) == 300
@@ -252,7 +246,7 @@ async def test_send_many_300_all_ok(client: RouteeViberClient, sandbox: Sandbox)
 async def test_tracking_get_and_wait_until_delivered(
     client: RouteeViberClient, sandbox: Sandbox
 ) -> None:
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     sent = await client.messages.send(otp_message(sandbox.sender_id, template_id))
 
     first = await client.tracking.get(sent.tracking_id)
@@ -342,7 +336,7 @@ async def test_moderation_and_delivery_callbacks_parse(
 async def test_a_foreign_sender_is_permission_denied(
     client: RouteeViberClient, sandbox: Sandbox
 ) -> None:
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     with pytest.raises(PermissionDeniedError) as caught:
         await client.messages.send(otp_message(sandbox.foreign_sender_id, template_id))
     assert caught.value.status == 403
@@ -357,7 +351,7 @@ async def test_a_foreign_sender_is_permission_denied(
 
 
 async def test_an_unknown_sender_is_not_found(client: RouteeViberClient, sandbox: Sandbox) -> None:
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     with pytest.raises(NotFoundError) as caught:
         await client.messages.send(otp_message("no-such-sender", template_id))
     assert caught.value.status == 404
@@ -378,7 +372,7 @@ async def test_a_revoked_token_is_refreshed_transparently_on_401(
 ) -> None:
     sandbox = await make_sandbox(invalid_token_status=401)
     client = make_client(sandbox)
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     assert sandbox.tokens_issued == 1
     assert sandbox.revoke_tokens() == 1
     results = await asyncio.gather(
@@ -395,7 +389,7 @@ async def test_a_403_on_an_old_token_is_refreshed(
 ) -> None:
     sandbox = await make_sandbox()  # answers a revoked token with 403, as Routee does
     client = make_client(sandbox, forbidden_refresh_after=0.0)
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     sandbox.revoke_tokens()
     sent = await client.messages.send(otp_message(sandbox.sender_id, template_id))
     assert sandbox.message(sent.tracking_id).seq == sent.seq
@@ -407,7 +401,7 @@ async def test_a_403_on_a_fresh_token_is_not_refreshed(
 ) -> None:
     sandbox = await make_sandbox()
     client = make_client(sandbox)  # forbidden_refresh_after: 60 s
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     sandbox.revoke_tokens()
     with pytest.raises(PermissionDeniedError):
         await client.messages.send(otp_message(sandbox.sender_id, template_id))

@@ -7,21 +7,14 @@ import logging
 import time
 
 import pytest
-from integration_helpers import PIN, MakeClient, MakeSandbox, otp_message, otp_template
+from integration_helpers import PIN, MakeClient, MakeSandbox, otp_message
 
 from routee_viber_async import (
     AccessToken,
-    RouteeViberClient,
     SendMessage,
     ValidationError,
 )
-from routee_viber_async.sandbox import Sandbox
-
-
-async def approved(client: RouteeViberClient, sandbox: Sandbox) -> str:
-    template = await client.templates.create(sandbox.sender_id, otp_template())
-    sandbox.approve(template.template_id)
-    return template.template_id
+from routee_viber_async.pytest_plugin import approved_template
 
 
 async def test_no_secret_or_pin_in_logs_reprs_or_errors(
@@ -30,7 +23,7 @@ async def test_no_secret_or_pin_in_logs_reprs_or_errors(
     caplog.set_level(logging.DEBUG, logger="routee_viber_async")
     sandbox = await make_sandbox(invalid_token_status=401)
     client = make_client(sandbox)
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     tokens: list[AccessToken | None] = [client._transport._shared.tokens.token]
 
     sandbox.revoke_tokens()  # 401 -> refresh -> replay (logged at INFO)
@@ -72,7 +65,7 @@ async def test_a_cancelled_send_frees_its_slot(
 ) -> None:
     sandbox = await make_sandbox(faults={"slow_reply_delay": 0.5})
     client = make_client(sandbox, max_concurrency=1)
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     sandbox.inject_fault("slow_reply", times=1)
     slow = asyncio.create_task(client.messages.send(otp_message(sandbox.sender_id, template_id)))
     async with asyncio.timeout(2):  # in flight (the sandbox picked its fault), holding the slot
@@ -93,7 +86,7 @@ async def test_a_cancelled_wait_ends_cleanly(
 ) -> None:
     sandbox = await make_sandbox(delivery_delay=5)  # never final during the test
     client = make_client(sandbox)
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     sent = await client.messages.send(
         SendMessage(sandbox.sender_id, "+306912345678", template_id, "en", {"pin": PIN})
     )

@@ -20,34 +20,19 @@ filterwarnings =
 """
 
 USER_TESTS = """
-from routee_viber_async import (
-    CreateTemplate,
-    DeliveryStatus,
-    SendMessage,
-    TemplateCategory,
-    TemplateLocale,
-    TemplateParam,
-    TemplateStatus,
-    VarExample,
-)
+from routee_viber_async import DeliveryStatus, SendMessage, TemplateCategory, TemplateStatus
 
 
-async def test_send_an_otp(routee_sandbox, routee_client):
-    template = await routee_client.templates.create(
-        routee_sandbox.sender_id,
-        CreateTemplate(
-            TemplateCategory.OTP,
-            [TemplateParam("pin")],
-            [TemplateLocale("en", "Your code is {{pin}}.")],
-            [VarExample("pin", "123456")],
-        ),
-    )
-    routee_sandbox.approve(template.template_id)
-    assert (await routee_client.templates.get(template.template_id)).is_approved
+async def test_send_an_otp(routee_sandbox, routee_client, routee_template):
+    assert routee_template.status is TemplateStatus.APPROVED
+    assert routee_template.category is TemplateCategory.OTP
+    assert routee_template.param_names == ["pin"]
+    assert routee_sandbox.template_status(routee_template.template_id) is TemplateStatus.APPROVED
 
     sent = await routee_client.messages.send(
         SendMessage(
-            routee_sandbox.sender_id, "+306912345678", template.template_id, "en", {"pin": "482910"}
+            routee_sandbox.sender_id, "+306912345678", routee_template.template_id, "en",
+            {"pin": "482910"},
         )
     )
     record = await routee_client.tracking.wait(sent.tracking_id, timeout=5, poll_interval=0.02)

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from integration_helpers import PIN, TO, MakeClient, MakeSandbox, otp_message, otp_template
+from integration_helpers import PIN, TO, MakeClient, MakeSandbox, otp_message
 
 from routee_viber_async import (
     LegacyOtp,
@@ -26,7 +26,7 @@ from routee_viber_async import (
     StaticToken,
 )
 from routee_viber_async._seq import next_seq
-from routee_viber_async.sandbox import Sandbox
+from routee_viber_async.pytest_plugin import approved_template
 
 MAX_SEQ = 2**53
 
@@ -135,18 +135,12 @@ def test_next_seq_is_unique_across_threads() -> None:
 # -- the same, against the sandbox --------------------------------------------------------------
 
 
-async def approved(client: RouteeViberClient, sandbox: Sandbox) -> str:
-    template = await client.templates.create(sandbox.sender_id, otp_template())
-    sandbox.approve(template.template_id)
-    return template.template_id
-
-
 async def test_a_send_retried_after_503_is_stored_once_with_its_seq(
     make_sandbox: MakeSandbox, make_client: MakeClient
 ) -> None:
     sandbox = await make_sandbox()
     client = make_client(sandbox)
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     sandbox.inject_fault("service_unavailable", times=1)
     result, attempts = await client.messages.send_counted(
         otp_message(sandbox.sender_id, template_id)
@@ -163,7 +157,7 @@ async def test_an_ambiguous_retry_reaches_the_sandbox_with_the_same_seq(
 ) -> None:
     sandbox = await make_sandbox()
     client = make_client(sandbox)
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     # The first attempt is accepted, then answered 500: the retry is a second, identical send.
     sandbox.inject_fault("server_error", times=1, after_accept=True)
     result, attempts = await client.messages.send_counted(
@@ -179,7 +173,7 @@ async def test_without_ambiguous_retries_the_send_is_not_repeated(
 ) -> None:
     sandbox = await make_sandbox()
     client = make_client(sandbox, retry=RetryPolicy.no_wait(retry_ambiguous_sends=False))
-    template_id = await approved(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     sandbox.inject_fault("server_error", times=1, after_accept=True)
     with pytest.raises(ServerError) as caught:
         await client.messages.send(otp_message(sandbox.sender_id, template_id))

@@ -17,6 +17,7 @@ from routee_viber_async import (
     TemplateParam,
     VarExample,
 )
+from routee_viber_async.pytest_plugin import approved_template
 from routee_viber_async.sandbox import Sandbox
 
 LIBRARY = Path(routee_viber_async.__file__).parent
@@ -34,18 +35,14 @@ def recipient(index: int) -> str:
 
 async def otp_template(sb: Sandbox) -> str:
     """Create an OTP template (``{{pin}}``, ``{{minutes}}``) and approve it; its id."""
+    definition = CreateTemplate(
+        TemplateCategory.OTP,
+        [TemplateParam("pin"), TemplateParam("minutes")],
+        [TemplateLocale("en", "Code {{pin}}, valid {{minutes}} min")],
+        [VarExample("pin", "123456"), VarExample("minutes", "5")],
+    )
     async with client_for(sb) as client:
-        created = await client.templates.create(
-            sb.sender_id,
-            CreateTemplate(
-                TemplateCategory.OTP,
-                [TemplateParam("pin"), TemplateParam("minutes")],
-                [TemplateLocale("en", "Code {{pin}}, valid {{minutes}} min")],
-                [VarExample("pin", "123456"), VarExample("minutes", "5")],
-            ),
-        )
-    sb.approve(created.template_id)
-    return created.template_id
+        return (await approved_template(client, sb, definition)).template_id
 
 
 def client_for(sb: Sandbox, **options: Any) -> RouteeViberClient:

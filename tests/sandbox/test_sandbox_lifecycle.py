@@ -13,6 +13,7 @@ from sandbox_helpers import FAST, Api, MakeApi
 
 from routee_viber_async._auth import ClientCredentials
 from routee_viber_async.sandbox import Sandbox, SandboxOptions, serve
+from routee_viber_async.sandbox._context import DEFAULT_OTP_TEMPLATE_ID
 
 
 async def test_addresses_and_credentials() -> None:
@@ -111,6 +112,10 @@ async def test_serve_prints_how_to_connect_and_runs_until_cancelled() -> None:
     assert "application id:" in text
     assert "application secret:" in text
     assert "sender id:           sandbox-sender" in text
+    # What the README's Quick start and the FastAPI example read, with a template that works.
+    assert "export ROUTEE_SENDER_ID=sandbox-sender\n" in text
+    template_id = text.split("export ROUTEE_OTP_TEMPLATE_ID=", 1)[1].split()[0]
+    assert template_id == DEFAULT_OTP_TEMPLATE_ID
     async with aiohttp.ClientSession() as http, http.get(base_url + "/sandbox/messages") as resp:
         assert resp.status == 200
     task.cancel()

@@ -32,6 +32,7 @@ from routee_viber_async import (
     TrackingRecord,
     VarExample,
 )
+from routee_viber_async.pytest_plugin import approved_template
 from routee_viber_async.sandbox import Sandbox
 from routee_viber_async.webhooks import Deduplicator, DeliveryWaiter, with_token
 
@@ -68,12 +69,6 @@ def otp_template(callback_url: str | None = None) -> CreateTemplate:
         [VarExample("pin", "123456")],
         callback_url=callback_url,
     )
-
-
-async def approved_template(client: RouteeViberClient, sandbox: Sandbox) -> str:
-    template = await client.templates.create(sandbox.sender_id, otp_template())
-    sandbox.approve(template.template_id)
-    return template.template_id
 
 
 def otp(sandbox: Sandbox, template_id: str, callback_url: str) -> SendMessage:
@@ -142,7 +137,7 @@ async def test_sandbox_callbacks_reach_the_app_and_resolve_the_waiter(
 async def test_a_failing_handler_gets_the_sandbox_s_retry_once(
     serve_webhooks: ServeWebhooks, sandbox: Sandbox, client: RouteeViberClient
 ) -> None:
-    template_id = await approved_template(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     handlers = Handlers(DeliveryWaiter(fallback_after=None), fail_first=1)
     async with serve_webhooks(
         on_delivery=handlers.on_delivery, deduplicator=Deduplicator()
@@ -161,7 +156,7 @@ async def test_a_failing_handler_gets_the_sandbox_s_retry_once(
 async def test_a_wrong_token_is_refused_and_the_waiter_falls_back_to_polling(
     serve_webhooks: ServeWebhooks, sandbox: Sandbox, client: RouteeViberClient
 ) -> None:
-    template_id = await approved_template(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     handlers = Handlers(DeliveryWaiter(client, fallback_after=0.05, poll_interval=0.02))
     async with serve_webhooks(on_delivery=handlers.on_delivery, secret=SECRET) as base:
         url = with_token(f"{base}/routee/delivery", "a-guess")
@@ -186,7 +181,7 @@ async def test_a_failed_delivery_resolves_the_waiter_too(
             credentials=sandbox.credentials, base_url=sandbox.base_url, auth_url=sandbox.auth_url
         ) as client,
     ):
-        template_id = await approved_template(client, sandbox)
+        template_id = (await approved_template(client, sandbox)).template_id
         waiter = DeliveryWaiter(fallback_after=None)
         async with serve_webhooks(on_delivery=waiter.feed) as base:
             sent = await client.messages.send(otp(sandbox, template_id, f"{base}/routee/delivery"))
@@ -217,7 +212,7 @@ def load_example() -> Any:
 async def test_the_example_service_against_the_sandbox(
     sandbox: Sandbox, client: RouteeViberClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    template_id = await approved_template(client, sandbox)
+    template_id = (await approved_template(client, sandbox)).template_id
     for name in ("ROUTEE_ACCESS_TOKEN", "PUBLIC_BASE_URL", "ROUTEE_TEMPLATE_LANG"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ROUTEE_APPLICATION_ID", sandbox.credentials.application_id)
