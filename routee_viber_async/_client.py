@@ -13,7 +13,8 @@ import aiohttp
 
 from ._auth import ClientCredentials, StaticToken, TokenProvider
 from ._config import RetryPolicy
-from ._transport import Transport
+from ._errors import ConfigurationError
+from ._transport import DEFAULT_MAX_RESPONSE_SIZE, Transport
 from .resources import MessagesResource, TemplatesResource, TrackingResource
 
 __all__ = ["DEFAULT_AUTH_URL", "DEFAULT_BASE_URL", "RouteeViberClient"]
@@ -55,7 +56,13 @@ class RouteeViberClient:
 
     One client owns one HTTP connection pool, one OAuth token (refreshed ahead of expiry, once
     for any number of concurrent callers) and one semaphore over in-flight requests. Use it as
-    ``async with RouteeViberClient(...) as client:`` or call :meth:`close`.
+    ``async with RouteeViberClient(...) as client:`` or call :meth:`close`; a call after
+    :meth:`close` raises :class:`ClientClosedError`.
+
+    ``max_response_size`` (bytes, default 1 MiB) caps one answer: a larger one raises
+    :class:`ResponseTooLargeError` before it is read in full (for a send, outcome unknown).
+    Which template parameters are secret (masked everywhere, scrubbed from server text) is
+    the process-wide :func:`set_secret_params` (default ``{"pin"}``).
     """
 
     def __init__(
@@ -69,6 +76,7 @@ class RouteeViberClient:
         timeout: float | aiohttp.ClientTimeout = 10.0,
         session: aiohttp.ClientSession | None = None,
         forbidden_refresh_after: float = 60.0,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if not isinstance(credentials, TokenProvider):
             raise TypeError(
@@ -84,6 +92,10 @@ class RouteeViberClient:
             )
         _check_options(retry, timeout)
         _check_seconds(forbidden_refresh_after, "forbidden_refresh_after", allow_zero=True)
+        if isinstance(max_response_size, bool) or not isinstance(max_response_size, int):
+            raise TypeError(
+                f"max_response_size must be a number of bytes, not {type(max_response_size).__name__}"
+            )
         self._transport = Transport(
             token_provider=credentials,
             base_url=base_url,
@@ -93,6 +105,7 @@ class RouteeViberClient:
             timeout=timeout,
             session=session,
             forbidden_refresh_after=forbidden_refresh_after,
+            max_response_size=max_response_size,
         )
 
     @classmethod
@@ -108,6 +121,9 @@ class RouteeViberClient:
         ``ROUTEE_APPLICATION_ID`` and ``ROUTEE_APPLICATION_SECRET`` (or ``ROUTEE_ACCESS_TOKEN``),
         and optionally ``ROUTEE_BASE_URL`` and ``ROUTEE_AUTH_URL``. Keyword ``options`` are
         passed on to the constructor and win over the environment.
+
+        Raises:
+            ConfigurationError: no credentials in the environment nor in ``options``.
         """
         env = os.environ
         credentials: TokenProvider
@@ -118,7 +134,7 @@ class RouteeViberClient:
         elif env.get("ROUTEE_ACCESS_TOKEN"):
             credentials = StaticToken(env["ROUTEE_ACCESS_TOKEN"])
         elif "credentials" not in options:
-            raise ValueError(
+            raise ConfigurationError(
                 "set ROUTEE_APPLICATION_ID and ROUTEE_APPLICATION_SECRET, or ROUTEE_ACCESS_TOKEN"
             )
         kwargs: dict[str, object] = {}

@@ -14,6 +14,7 @@ from client_helpers import MESSAGES, OTP, SENDER, TO, TOKEN, all_calls, calls, j
 from routee_viber_async import (
     DeliveryScope,
     DeliveryStatus,
+    InvalidResponseError,
     Label,
     LegacyOtp,
     LegacyOtpType,
@@ -26,6 +27,7 @@ from routee_viber_async import (
     ServerError,
     Template,
     ValidationError,
+    outcome_unknown,
 )
 from routee_viber_async._converter import from_wire
 
@@ -252,13 +254,40 @@ async def test_servers_400019029_is_a_validation_error_with_its_issues(
     assert json_body(only_call(mocked, "POST", MESSAGES))["templateParams"] == {"doc": "test.pdf"}
 
 
-async def test_an_unparseable_answer_is_a_validation_error(
+@pytest.mark.parametrize(
+    "answer",
+    [{"payload": {"seq": 1}}, {"body": b""}, {"body": b"<html>ok</html>"}],
+    ids=["no trackingId", "empty", "not JSON"],
+)
+async def test_an_unusable_2xx_answer_to_a_send_is_outcome_unknown(
+    client: RouteeViberClient, mocked: aioresponses, answer: dict[str, Any]
+) -> None:
+    """17 #4: Routee answered 2xx, so the send reached it: unknown, not a certain failure."""
+    mocked.post(MESSAGES, status=200, **answer)
+    with pytest.raises(InvalidResponseError) as caught:
+        await client.messages.send(message())
+    assert outcome_unknown(caught.value)
+    assert caught.value.attempts == 1
+
+
+async def test_an_answer_without_tracking_id_says_what_is_missing(
     client: RouteeViberClient, mocked: aioresponses
 ) -> None:
     mocked.post(MESSAGES, payload={"seq": 1})  # no trackingId
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(InvalidResponseError) as caught:
         await client.messages.send(message())
     assert "$.trackingId: required field is missing" in str(caught.value)
+
+
+async def test_an_unusable_2xx_answer_is_an_unknown_outcome_of_send_many(
+    client: RouteeViberClient, mocked: aioresponses
+) -> None:
+    mocked.post(MESSAGES, payload={"seq": 1})
+    outcomes = [o async for o in client.messages.send_many([message()])]
+    assert len(outcomes) == 1
+    assert isinstance(outcomes[0].error, InvalidResponseError)
+    assert outcomes[0].outcome_unknown
+    assert outcomes[0].attempts == 1
 
 
 # -- legacy OTP --------------------------------------------------------------------------------
