@@ -93,9 +93,8 @@ class RouteeViberClient:
         _check_options(retry, timeout)
         _check_seconds(forbidden_refresh_after, "forbidden_refresh_after", allow_zero=True)
         if isinstance(max_response_size, bool) or not isinstance(max_response_size, int):
-            raise TypeError(
-                f"max_response_size must be a number of bytes, not {type(max_response_size).__name__}"
-            )
+            kind = type(max_response_size).__name__
+            raise TypeError(f"max_response_size must be a number of bytes, not {kind}")
         self._transport = Transport(
             token_provider=credentials,
             base_url=base_url,

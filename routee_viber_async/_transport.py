@@ -375,9 +375,7 @@ def _answer(
     raise _status_error(status, raw, headers, method, path)
 
 
-async def _read_capped(
-    resp: aiohttp.ClientResponse, limit: int, method: str, path: str
-) -> bytes:
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int, method: str, path: str) -> bytes:
     """The body of an answer, at most ``limit`` bytes, or a :class:`ResponseTooLargeError`.
 
     A Content-Length within the limit is read at once; one over it is refused unread; an answer
@@ -564,9 +562,8 @@ class Transport:
         if forbidden_refresh_after < 0:
             raise ValueError("forbidden_refresh_after must be >= 0")
         if isinstance(max_response_size, bool) or not isinstance(max_response_size, int):
-            raise TypeError(
-                f"max_response_size must be a number of bytes, not {type(max_response_size).__name__}"
-            )
+            kind = type(max_response_size).__name__
+            raise TypeError(f"max_response_size must be a number of bytes, not {kind}")
         if max_response_size < 1:
             raise ValueError(f"max_response_size must be >= 1 byte, got {max_response_size}")
         client_timeout = _as_timeout(timeout)
