@@ -128,6 +128,9 @@ class ClientCredentials:
     application_id: str = attrs.field(validator=attrs.validators.instance_of(str))
     application_secret: str = attrs.field(repr=_masked, validator=attrs.validators.instance_of(str))
 
+    def _token_request_headers(self) -> dict[str, str]:
+        return {"Authorization": self._basic_authorization(), "Accept": "application/json"}
+
     def _basic_authorization(self) -> str:
         raw = f"{self.application_id}:{self.application_secret}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
@@ -142,14 +145,17 @@ class ClientCredentials:
             TransportError: the auth server could not be reached.
         """
         path = bare_path(_url_path(auth_url))
-        headers = {"Authorization": self._basic_authorization(), "Accept": "application/json"}
         obtained_at = _monotonic()
         failure: TransportError | None = None
         try:
             async with http.post(
                 auth_url,
                 data={"grant_type": "client_credentials"},
-                headers=headers,
+                # Not kept in a local: error trackers record a traceback's frame locals.
+                headers={
+                    "Authorization": self._basic_authorization(),
+                    "Accept": "application/json",
+                },
                 allow_redirects=False,
             ) as resp:
                 status = resp.status

@@ -46,6 +46,7 @@ DEFAULT_SECRET_PARAMS = frozenset({"pin"})
 
 # The current settings: read on every mask, replaced (never mutated) by set_secret_params.
 _secret_params: frozenset[str] = DEFAULT_SECRET_PARAMS
+_secret_param_names: tuple[str, ...] = tuple(DEFAULT_SECRET_PARAMS)
 _secret_keys: frozenset[str] = OAUTH_SECRET_KEYS | DEFAULT_SECRET_PARAMS
 
 
@@ -56,7 +57,7 @@ def set_secret_params(names: Iterable[str]) -> None:
     scrubbed out of server text kept on errors. Reprs have no client to ask, so this is a
     process-wide setting; call it once at start-up, e.g. ``set_secret_params({"pin", "otp"})``.
     """
-    global _secret_params, _secret_keys
+    global _secret_params, _secret_param_names, _secret_keys
     if isinstance(names, str):
         raise TypeError("set_secret_params() takes a collection of names, not one string")
     chosen = frozenset(names)
@@ -64,6 +65,7 @@ def set_secret_params(names: Iterable[str]) -> None:
     if bad:
         raise TypeError(f"secret parameter names must be non-empty strings, got {bad!r}")
     _secret_params = chosen
+    _secret_param_names = tuple(chosen)
     _secret_keys = OAUTH_SECRET_KEYS | chosen
 
 
@@ -119,16 +121,16 @@ def mask_mapping_repr(value: object) -> str:
 def secret_values(params: Mapping[str, Any] | None) -> tuple[str, ...]:
     """The values of a template-parameter mapping's secret parameters, as text.
 
-    Cheap on purpose (every send computes it): one lookup per secret name.
+    Cheap on purpose (every send computes it): one lookup per secret name, usually one.
     """
-    if not params or (type(params) is not dict and not isinstance(params, Mapping)):
+    if type(params) is not dict and not isinstance(params, Mapping):
         return ()
-    found = []
-    for name in _secret_params:
+    found: tuple[str, ...] = ()
+    for name in _secret_param_names:
         value = params.get(name)
-        if value is not None and value != "":
-            found.append(str(value))
-    return tuple(found)
+        if value is not None:
+            found += (value if type(value) is str else str(value),)
+    return found
 
 
 def scrub_text(text: str, secrets: Collection[str]) -> str:

@@ -736,8 +736,9 @@ class Transport:
                     raise _TransportClosedError(method, path)
                 # The headers are taken once the slot is ours: a call that queued while another
                 # one replaced a refused token goes out with the new token, not into a 401.
+                # No local holds them: a traceback's frames (which error trackers record with
+                # their locals) must not carry the Authorization header.
                 token = shared.header_token or token
-                headers = shared.headers_plain if body is None else shared.headers_json
                 failure = None
                 try:
                     async with session.request(
@@ -745,7 +746,7 @@ class Transport:
                         url,
                         params=params,
                         data=body,
-                        headers=headers,
+                        headers=shared.headers_plain if body is None else shared.headers_json,
                         timeout=self._first_timeout,
                         allow_redirects=False,
                     ) as resp:
@@ -791,7 +792,6 @@ class Transport:
         path: str,
         params: Mapping[str, str] | None,
         body: bytes | None,
-        headers: Mapping[str, str],
         attempt_timeout: aiohttp.ClientTimeout,
         attempt: int,
     ) -> Any:
@@ -811,7 +811,7 @@ class Transport:
                     url,
                     params=params,
                     data=body,
-                    headers=headers,
+                    headers=shared.headers_plain if body is None else shared.headers_json,
                     timeout=attempt_timeout,
                     allow_redirects=False,
                 ) as resp:
@@ -980,7 +980,6 @@ class Transport:
         attempt_timeout: aiohttp.ClientTimeout,
     ) -> Any:
         """One HTTP attempt of a retried call, counted in ``run.attempts`` if it was made."""
-        shared = self._shared
         run.attempts += 1
         try:
             return await self._send(
@@ -989,7 +988,6 @@ class Transport:
                 run.path,
                 params,
                 body,
-                shared.headers_plain if body is None else shared.headers_json,
                 attempt_timeout,
                 run.attempts,
             )

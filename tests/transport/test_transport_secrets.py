@@ -275,3 +275,39 @@ def test_the_default_cap_is_one_mebibyte() -> None:
             auth_url="http://127.0.0.1:9/t",
             max_response_size=0,
         )
+
+
+def _sdk_frame_locals(error: BaseException) -> list[tuple[str, str]]:
+    """``(where, repr)`` of every local of the SDK's frames in ``error``'s traceback."""
+    found = []
+    tb = error.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if "routee_viber_async" in frame.f_code.co_filename:
+            for name, value in frame.f_locals.items():
+                found.append((f"{frame.f_code.co_name}:{name}", repr(value)))
+        tb = tb.tb_next
+    return found
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])  # GET is retried: the retry's frames too
+@pytest.mark.parametrize("endpoint", ["api", "token"])
+async def test_no_secret_in_the_sdk_frames_an_error_tracker_records(
+    raw_server: RawServer, endpoint: str, method: str
+) -> None:
+    """Error trackers record each traceback frame with its locals (Sentry does by default)."""
+    bad = await raw_server(BAD_STATUS_LINE)
+    api = bad if endpoint == "api" else "http://127.0.0.1:9"
+    provider = StaticToken(TOKEN) if endpoint == "api" else ClientCredentials(APP_ID, APP_SECRET)
+    transport = Transport(
+        token_provider=provider,
+        base_url=api,
+        auth_url=bad + "/oauth/token",
+        retry=RetryPolicy.no_wait(max_attempts=2),
+    )
+    error = await _error_of(transport, method)
+    frames = _sdk_frame_locals(error)
+    assert frames
+    for where, text in frames:
+        for secret in (TOKEN, *CREDENTIAL_SECRETS):
+            assert secret not in text, f"{secret!r} in the local {where}: {text[:200]}"
