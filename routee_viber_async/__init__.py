@@ -22,10 +22,14 @@ from ._enums import (
 from ._errors import (
     APIStatusError,
     AuthenticationError,
+    ClientClosedError,
+    ConfigurationError,
+    InvalidResponseError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
     RequestTimeoutError,
+    ResponseTooLargeError,
     RouteeError,
     ServerError,
     TransportError,
@@ -33,7 +37,9 @@ from ._errors import (
     ValidationError,
     ValidationIssue,
     WaitTimeoutError,
+    outcome_unknown,
 )
+from ._masking import secret_params, set_secret_params
 from ._requests import (
     CreateTemplate,
     LegacyOtp,
@@ -70,7 +76,9 @@ __all__ = [
     "AccessToken",
     "AuthenticationError",
     "CallbackStatus",
+    "ClientClosedError",
     "ClientCredentials",
+    "ConfigurationError",
     "CreateTemplate",
     "DEFAULT_AUTH_URL",
     "DEFAULT_BASE_URL",
@@ -78,6 +86,7 @@ __all__ = [
     "DeliveryCallback",
     "DeliveryScope",
     "DeliveryStatus",
+    "InvalidResponseError",
     "Label",
     "LegacyOtp",
     "LegacyOtpType",
@@ -90,6 +99,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
+    "ResponseTooLargeError",
     "RetryBudget",
     "RetryPolicy",
     "RouteeError",
@@ -118,6 +128,9 @@ __all__ = [
     "ValidationIssue",
     "VarExample",
     "WaitTimeoutError",
+    "outcome_unknown",
+    "secret_params",
+    "set_secret_params",
     "__version__",
 ]
 

@@ -128,6 +128,9 @@ class ClientCredentials:
     application_id: str = attrs.field(validator=attrs.validators.instance_of(str))
     application_secret: str = attrs.field(repr=_masked, validator=attrs.validators.instance_of(str))
 
+    def _token_request_headers(self) -> dict[str, str]:
+        return {"Authorization": self._basic_authorization(), "Accept": "application/json"}
+
     def _basic_authorization(self) -> str:
         raw = f"{self.application_id}:{self.application_secret}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
@@ -142,24 +145,31 @@ class ClientCredentials:
             TransportError: the auth server could not be reached.
         """
         path = bare_path(_url_path(auth_url))
-        headers = {"Authorization": self._basic_authorization(), "Accept": "application/json"}
         obtained_at = _monotonic()
+        failure: TransportError | None = None
         try:
             async with http.post(
                 auth_url,
                 data={"grant_type": "client_credentials"},
-                headers=headers,
+                # Not kept in a local: error trackers record a traceback's frame locals.
+                headers={
+                    "Authorization": self._basic_authorization(),
+                    "Accept": "application/json",
+                },
                 allow_redirects=False,
             ) as resp:
                 status = resp.status
                 raw = await resp.read()
                 resp_headers = dict(resp.headers)
         except (aiohttp.ClientError, OSError) as exc:
-            raise transport_error_from(exc, "POST", path) from exc
-        body = _decode_body(raw)
+            # Raised below, out of this block: aiohttp's error holds the Basic header, and
+            # must be neither the cause nor the context of ours.
+            failure = transport_error_from(exc, "POST", path)
+        if failure is not None:
+            raise failure
         if 200 <= status < 300:
-            return _parse_token(body, status, resp_headers, path, obtained_at)
-        raise _auth_status_error(status, body, resp_headers, path)
+            return _parse_token(_decode_body(raw), status, resp_headers, path, obtained_at)
+        raise _auth_status_error(status, _decode_error_body(raw), resp_headers, path)
 
 
 def _url_path(url: str) -> str:
@@ -175,7 +185,16 @@ def _decode_body(raw: bytes) -> Any:
     try:
         return _json.loads(raw)
     except _json.JSONDecodeError:
-        return raw.decode("utf-8", "replace")
+        return None
+
+
+def _decode_error_body(raw: bytes) -> Any:
+    """The body kept on a refused token request: Routee's JSON (masked by key), never text.
+
+    A text page may echo the request or carry a token under a name we cannot know.
+    """
+    body = _decode_body(raw)
+    return body if isinstance(body, Mapping) else None
 
 
 def _oauth_code(body: Any) -> str | None:
@@ -218,10 +237,10 @@ def _parse_token(
 ) -> AccessToken:
     value = body.get("access_token") if isinstance(body, Mapping) else None
     if not isinstance(value, str) or not value:
+        # No body kept: an answer we cannot read may still hold a valid token somewhere.
         raise AuthenticationError(
-            "the auth server answered without an access_token",
+            "the auth server answered without a usable access_token",
             status=status,
-            body=body,
             headers=headers,
             method="POST",
             path=path,
@@ -372,8 +391,8 @@ class TokenManager:
         except RouteeError as exc:
             error: RouteeError = exc
         except (aiohttp.ClientError, OSError) as exc:  # a custom provider's raw aiohttp error
+            # Chains a summary, not exc; raised below, outside this block (no __context__).
             error = transport_error_from(exc, "POST", bare_path(_url_path(self.auth_url)))
-            error.__cause__ = exc
         else:
             if not isinstance(token, AccessToken):
                 raise TypeError(

@@ -14,7 +14,8 @@ import aiohttp
 
 from ._auth import ClientCredentials, StaticToken, TokenProvider
 from ._config import RetryPolicy
-from ._transport import Transport
+from ._errors import ConfigurationError
+from ._transport import DEFAULT_MAX_RESPONSE_SIZE, Transport
 from ._validation import is_loopback_host
 from .resources import MessagesResource, TemplatesResource, TrackingResource
 
@@ -96,7 +97,8 @@ class RouteeViberClient:
 
     One client owns one HTTP connection pool, one OAuth token (refreshed ahead of expiry, once
     for any number of concurrent callers) and one semaphore over in-flight requests. Use it as
-    ``async with RouteeViberClient(...) as client:`` or call :meth:`close`.
+    ``async with RouteeViberClient(...) as client:`` or call :meth:`close`; a call after
+    :meth:`close` raises :class:`ClientClosedError`.
     :meth:`from_env` builds one from ``ROUTEE_*`` environment variables.
 
     Every parameter is keyword-only:
@@ -137,6 +139,13 @@ class RouteeViberClient:
         used as given (client certificates, pinning, protocol limits); ``False`` turns
         verification off and is allowed only when ``base_url`` and ``auth_url`` are loopback
         hosts: it is for the local sandbox and tests, never for Routee itself.
+    max_response_size = ``1048576`` (1 MiB)
+        The largest answer read, in bytes: a larger one raises
+        :class:`ResponseTooLargeError` before it is read in full (for a send, outcome
+        unknown).
+
+    Which template parameters are secret (masked everywhere, scrubbed from server text) is
+    the process-wide :func:`set_secret_params` (default ``{"pin"}``).
     """
 
     def __init__(
@@ -151,6 +160,7 @@ class RouteeViberClient:
         session: aiohttp.ClientSession | None = None,
         forbidden_refresh_after: float = 60.0,
         ssl: SSLContext | str | os.PathLike[str] | bool = True,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if not isinstance(credentials, TokenProvider):
             raise TypeError(
@@ -167,6 +177,9 @@ class RouteeViberClient:
         _check_options(retry, timeout)
         _check_seconds(forbidden_refresh_after, "forbidden_refresh_after", allow_zero=True)
         ssl_context = _ssl_context(ssl, base_url=base_url, auth_url=auth_url, session=session)
+        if isinstance(max_response_size, bool) or not isinstance(max_response_size, int):
+            kind = type(max_response_size).__name__
+            raise TypeError(f"max_response_size must be a number of bytes, not {kind}")
         self._transport = Transport(
             token_provider=credentials,
             base_url=base_url,
@@ -177,6 +190,7 @@ class RouteeViberClient:
             session=session,
             forbidden_refresh_after=forbidden_refresh_after,
             ssl_context=ssl_context,
+            max_response_size=max_response_size,
         )
 
     @classmethod
@@ -192,6 +206,9 @@ class RouteeViberClient:
         ``ROUTEE_APPLICATION_ID`` and ``ROUTEE_APPLICATION_SECRET`` (or ``ROUTEE_ACCESS_TOKEN``),
         and optionally ``ROUTEE_BASE_URL`` and ``ROUTEE_AUTH_URL``. Keyword ``options`` are
         passed on to the constructor and win over the environment.
+
+        Raises:
+            ConfigurationError: no credentials in the environment nor in ``options``.
         """
         env = os.environ
         credentials: TokenProvider
@@ -202,7 +219,7 @@ class RouteeViberClient:
         elif env.get("ROUTEE_ACCESS_TOKEN"):
             credentials = StaticToken(env["ROUTEE_ACCESS_TOKEN"])
         elif "credentials" not in options:
-            raise ValueError(
+            raise ConfigurationError(
                 "set ROUTEE_APPLICATION_ID and ROUTEE_APPLICATION_SECRET, or ROUTEE_ACCESS_TOKEN"
             )
         kwargs: dict[str, object] = {}

@@ -73,10 +73,13 @@ class RetryPolicy:
         deadline: overall time budget of one call across all its attempts and sleeps, in
             seconds, or None for no limit. A retry whose sleep would end past the deadline is
             not made, and the last attempt's timeout is shortened to fit.
-        retry_ambiguous_sends: when False, a non-idempotent request (POST, PATCH) that may have
-            reached the server (a timeout after it was written, HTTP 500/502/504, a connection
-            dropped after writing) is not repeated; 429, 503 and failures that happened before
-            the request was written are still retried.
+        retry_ambiguous_sends: False (the default: at most once) means a non-idempotent
+            request (POST, PATCH) that may have reached the server (a timeout after it was
+            written, HTTP 500/502/504, a connection dropped after writing) is not repeated: it
+            fails with an error for which ``outcome_unknown()`` is True, so an OTP is never sent
+            twice behind your back. 429, 503 and failures that happened before the request was
+            written are still retried. True opts in to at-least-once: such sends are repeated
+            (with the same ``seq``), and a recipient may get the message twice.
         budget: the client-wide retry quota, or None to retry without one.
         sleep_scale: multiplies every sleep (``Retry-After`` included); 0 turns waiting off.
             Meant for tests: ``RetryPolicy.no_wait()`` or ``sleep_scale=0.01``.
@@ -87,7 +90,7 @@ class RetryPolicy:
     max_backoff: float = attrs.field(default=8.0, validator=_seconds)
     max_retry_after: float = attrs.field(default=30.0, validator=_seconds)
     deadline: float | None = attrs.field(default=60.0, validator=_positive_or_none)
-    retry_ambiguous_sends: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    retry_ambiguous_sends: bool = attrs.field(default=False, validator=v.instance_of(bool))
     budget: RetryBudget | None = attrs.field(
         factory=RetryBudget, validator=v.optional(v.instance_of(RetryBudget))
     )

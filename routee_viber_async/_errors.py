@@ -11,31 +11,42 @@ Every error subclasses :class:`RouteeError`::
     │   ├── UnprocessableError     422
     │   ├── RateLimitError         429 (``retry_after``)
     │   └── ServerError            5xx
+    ├── InvalidResponseError       a 2xx answer that cannot be used (outcome unknown)
+    │   └── ResponseTooLargeError  an answer over the client's ``max_response_size``
     ├── TransportError             connection refused or dropped, timeouts
     │   └── RequestTimeoutError
+    ├── ClientClosedError          a call on a client that was closed
+    ├── ConfigurationError         ``from_env()`` found no usable settings
     └── WaitTimeoutError           ``tracking.wait`` gave up before a final status
 
 HTTP errors carry ``status``, the parsed ``body``, the response ``headers`` and the request's
-``method`` and ``path``. None of them ever carries the access token, the application secret or a
-template ``pin``: bodies are masked, the ``Authorization`` header is never kept, and messages are
-built only from codes and field names.
+``method`` and ``path``, and Routee's own ``code`` and ``developer_message``. None of them ever
+carries the access token, the application secret or a secret template parameter (``pin``):
+bodies are masked by key, the request's secret values and the token are scrubbed out of any
+server text, the ``Authorization`` header is never kept, and an aiohttp exception is never
+chained (only a summary of its type and message, :class:`CauseSummary`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, NamedTuple
 
-from ._masking import mask_secrets
+from ._masking import mask_secrets, scrub_text, scrub_value
 
 __all__ = [
     "AMBIGUOUS_STATUSES",
     "APIStatusError",
     "AuthenticationError",
+    "CauseSummary",
+    "ClientClosedError",
+    "ConfigurationError",
+    "InvalidResponseError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
+    "ResponseTooLargeError",
     "RouteeError",
     "ServerError",
     "TransportError",
@@ -44,6 +55,7 @@ __all__ = [
     "ValidationIssue",
     "WaitTimeoutError",
     "outcome_unknown",
+    "scrub_error",
 ]
 
 #: HTTP statuses after which a request may nevertheless have been applied by the server.
@@ -69,11 +81,14 @@ class RouteeError(Exception):
     ``attempts`` is the number of HTTP attempts the failed call made (0 when it failed before
     any request, e.g. a local validation error). ``earlier_attempt_unknown`` is True when an
     earlier attempt of the same call may have been applied by Routee (a 500 after which the
-    call was retried, say), whatever this final error says.
+    call was retried, say), whatever this final error says. ``nothing_sent`` is True when the
+    call's last attempt failed before its request was written (fetching the access token, say):
+    that attempt certainly did not reach the API.
     """
 
     attempts: int = 0
     earlier_attempt_unknown: bool = False
+    nothing_sent: bool = False
 
 
 class ValidationError(RouteeError, ValueError):
@@ -123,19 +138,28 @@ def _rebuild_validation_error(
 
 
 class APIStatusError(RouteeError):
-    """Routee answered with an HTTP error status."""
+    """Routee answered with an HTTP error status.
+
+    ``code`` and ``developer_message`` are Routee's own (its JSON error body's ``code`` and
+    ``developerMessage``), when it gave them; ``str()`` shows them, e.g.
+    ``POST /viber/transactional/messages: HTTP 404: Sender other was not found. (404000000)``.
+    """
 
     def __init__(
         self,
         message: str,
         *,
         status: int,
+        code: str | None = None,
+        developer_message: str | None = None,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
         method: str | None = None,
         path: str | None = None,
     ) -> None:
         self.status = status
+        self.code = code
+        self.developer_message = developer_message
         self.body = mask_secrets(body)
         self.headers: dict[str, str] = _safe_headers(headers)
         self.method = method
@@ -170,6 +194,78 @@ class RateLimitError(APIStatusError):
 
 class ServerError(APIStatusError):
     """HTTP 5xx."""
+
+
+class InvalidResponseError(RouteeError):
+    """Routee answered 2xx, but the answer cannot be used: not JSON, empty where a result
+    was due, or without a field the SDK needs (a send's ``trackingId``).
+
+    The request reached Routee and was probably accepted, so for a send the outcome is
+    *unknown* (``request_sent`` is True and :func:`outcome_unknown` says so): never resend it
+    blindly. ``body`` is what came (masked, scrubbed, cut to 4 KiB of text); ``status`` is the
+    answer's status, None where only the decoded answer was at hand.
+    """
+
+    request_sent = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.status = status
+        self.body = mask_secrets(body)
+        self.headers: dict[str, str] = _safe_headers(headers)
+        self.method = method
+        self.path = path
+        where = f"{method} {path}: " if method and path else ""
+        answered = f"HTTP {status}: " if status is not None else ""
+        super().__init__(f"{where}{answered}{message}")
+
+
+class ResponseTooLargeError(InvalidResponseError):
+    """An answer larger than the client's ``max_response_size`` (``limit``, in bytes).
+
+    Raised before the body is read in full; the connection is closed. Never retried; for a send
+    the outcome is unknown, as for any other answer that came back.
+    """
+
+    def __init__(self, *, status: int, limit: int, method: str, path: str) -> None:
+        self.limit = limit
+        super().__init__(
+            f"the answer is larger than max_response_size ({limit} bytes)",
+            status=status,
+            method=method,
+            path=path,
+        )
+
+
+class ClientClosedError(RouteeError, RuntimeError):
+    """A call was made on a client (or transport) after :meth:`close`. Nothing was sent."""
+
+    nothing_sent = True
+
+
+class ConfigurationError(RouteeError, ValueError):
+    """The client cannot be configured as asked: ``from_env()`` without credentials, say."""
+
+
+class CauseSummary(Exception):
+    """What an SDK error chains instead of the library exception that caused it.
+
+    aiohttp's exceptions carry the request (its headers, ``Authorization`` included), and error
+    trackers serialise every chained exception with its attributes. This keeps only the
+    original's type name and a short message: ``cause_type``, ``str()``.
+    """
+
+    def __init__(self, cause_type: str, message: str) -> None:
+        self.cause_type = cause_type
+        super().__init__(f"{cause_type}: {message}" if message else cause_type)
 
 
 class TransportError(RouteeError):
@@ -219,15 +315,60 @@ def _safe_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
 def outcome_unknown(error: BaseException | None) -> bool:
     """True when a failed request may nevertheless have reached Routee and been acted on.
 
-    Timeouts after the request was written, connections dropped after writing, and 500/502/504
-    answers leave the outcome unknown; a refusal (4xx), a 503 or a connection that was never
-    made means the request certainly did not take effect, unless an earlier attempt of the same
-    call was itself ambiguous.
+    Timeouts after the request was written, connections dropped after writing, 500/502/504
+    answers and 2xx answers that cannot be read leave the outcome unknown; a refusal (4xx), a
+    503, a connection that was never made or a failure to get an access token means the
+    request certainly did not take effect, unless an earlier attempt of the same call was
+    itself ambiguous.
     """
-    if isinstance(error, RouteeError) and error.earlier_attempt_unknown:
+    if not isinstance(error, RouteeError):
+        return False
+    if error.earlier_attempt_unknown:
+        return True
+    if error.nothing_sent:
+        return False
+    if isinstance(error, InvalidResponseError):
         return True
     if isinstance(error, TransportError):
         return error.request_sent is not False
     if isinstance(error, APIStatusError):
         return error.status in AMBIGUOUS_STATUSES
     return False
+
+
+def scrub_error(error: RouteeError, secrets: Collection[str]) -> None:
+    """Remove secret values (a request's pin, the access token) from an error, in place.
+
+    Server text lands in an error's message, ``body``, ``developer_message`` and ``issues``:
+    each is scrubbed, in the error and in every SDK error or :class:`CauseSummary` it chains.
+    Called once, on the way out of a failed call; a no-op without secrets.
+    """
+    if not secrets:
+        return
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, RouteeError | CauseSummary):
+            _scrub_one(current, secrets)
+            pending += (current.__cause__, current.__context__)
+
+
+def _scrub_one(error: BaseException, secrets: Collection[str]) -> None:
+    error.args = tuple(
+        scrub_text(arg, secrets) if isinstance(arg, str) else arg for arg in error.args
+    )
+    attributes = vars(error)
+    if "body" in attributes:
+        attributes["body"] = scrub_value(attributes["body"], secrets)
+    message = attributes.get("developer_message")
+    if isinstance(message, str):
+        attributes["developer_message"] = scrub_text(message, secrets)
+    if isinstance(error, ValidationError):
+        error.issues = [
+            ValidationIssue(issue.code, scrub_text(issue.message, secrets))
+            for issue in error.issues
+        ]

@@ -36,6 +36,7 @@ from tenacity import (
 from ._config import RetryBudget, RetryPolicy
 from ._errors import (
     APIStatusError,
+    CauseSummary,
     RateLimitError,
     RequestTimeoutError,
     RouteeError,
@@ -56,6 +57,7 @@ __all__ = [
     "parse_retry_after",
     "retry_after_of",
     "set_attempts",
+    "summarise_cause",
     "transport_error_from",
 ]
 
@@ -164,14 +166,47 @@ def _describe(exc: BaseException) -> str:
     return name
 
 
+class _FatalCauseSummary(CauseSummary):
+    """The summary of a failure that no retry can cure (a bad URL, a refused certificate)."""
+
+
+def summarise_cause(exc: BaseException) -> CauseSummary:
+    """A stand-in for ``exc`` to chain on an SDK error: its type name and a safe message.
+
+    Never ``exc`` itself: aiohttp's errors hold the request's headers (``Authorization``) and
+    URL. The message is the part that names no request: a ``ClientResponseError``'s
+    ``message`` ("Invalid status line", "Got more than 8190 bytes..."), an ``OSError``'s
+    system text, the text of a disconnect or payload error; other types give their name only.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, aiohttp.ClientResponseError):
+        message = str(exc.message)
+    elif isinstance(exc, OSError) and isinstance(exc.errno, int) and exc.strerror:
+        message = exc.strerror
+    elif isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        message = str(exc)
+    else:
+        message = ""
+    cls = _FatalCauseSummary if isinstance(exc, _FATAL_CAUSES) else CauseSummary
+    return cls(name, message[:500])
+
+
 def transport_error_from(exc: BaseException, method: str, path: str) -> TransportError:
     """Map an aiohttp or timeout exception to a :class:`TransportError` with ``request_sent``.
 
     ``request_sent`` is False when the request certainly did not leave (the connection could
     not be made, or was found closed before anything was written), True when it may have
-    reached the server.
+    reached the server. The error's ``__cause__`` is a :func:`summarise_cause` of ``exc``
+    (never ``exc``): raise it outside the ``except`` block that caught ``exc``, or its
+    ``__context__`` would be ``exc`` again.
     """
-    path = bare_path(path)
+    error = _transport_error(exc, method, bare_path(path))
+    error.__cause__ = summarise_cause(exc)
+    error.__suppress_context__ = True
+    return error
+
+
+def _transport_error(exc: BaseException, method: str, path: str) -> TransportError:
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return RequestTimeoutError(
             f"timed out connecting ({_describe(exc)})",
@@ -219,7 +254,7 @@ def classify(exc: BaseException) -> Decision | None:
             return None
         return Decision(f"HTTP {status}", outcome_unknown(exc), False)
     if isinstance(exc, TransportError):
-        if isinstance(exc.__cause__, _FATAL_CAUSES):
+        if isinstance(exc.__cause__, _FatalCauseSummary):
             return None
         sent = outcome_unknown(exc)
         timeout = isinstance(exc, RequestTimeoutError)

@@ -53,15 +53,19 @@ from ._config import RetryPolicy
 from ._errors import (
     APIStatusError,
     AuthenticationError,
+    ClientClosedError,
+    InvalidResponseError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    ResponseTooLargeError,
     RouteeError,
     ServerError,
     TransportError,
     UnprocessableError,
     ValidationError,
     ValidationIssue,
+    scrub_error,
 )
 from ._retry import (
     RetryEngine,
@@ -74,11 +78,13 @@ from ._retry import (
 )
 from ._version import __version__
 
-__all__ = ["DEFAULT_USER_AGENT", "Transport"]
+__all__ = ["DEFAULT_MAX_RESPONSE_SIZE", "DEFAULT_USER_AGENT", "Transport"]
 
 logger = logging.getLogger("routee_viber_async")
 
 DEFAULT_USER_AGENT = f"routee-viber-async/{__version__}"
+#: The largest answer read by default (bytes); a larger one is a ResponseTooLargeError.
+DEFAULT_MAX_RESPONSE_SIZE = 1024 * 1024
 #: How long an idle pooled connection is kept (aiohttp's default).
 KEEPALIVE_TIMEOUT = 15.0
 
@@ -285,25 +291,31 @@ def _status_error(
     body = _error_body(raw)
     if status == 400:
         return _validation_error(body, headers, method, path)
-    message = _PHRASES.get(status, "unexpected status")
+    code = developer_message = None
     if isinstance(body, Mapping):
         code = _text(body.get("code")) or _text(body.get("error"))
-        if code:
-            message = f"{message} ({code})"
+        developer_message = _text(body.get("developerMessage")) or _text(body.get("message"))
+    # Routee's own words first ("Sender other was not found."), the status phrase otherwise.
+    message = developer_message or _PHRASES.get(status, "unexpected status")
+    if code:
+        message = f"{message} ({code})"
+    details: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "developer_message": developer_message,
+        "body": body,
+        "headers": headers,
+        "method": method,
+        "path": path,
+    }
     if status == 429:
         return RateLimitError(
-            message,
-            retry_after=parse_retry_after(headers.get("Retry-After")),
-            status=status,
-            body=body,
-            headers=headers,
-            method=method,
-            path=path,
+            message, retry_after=parse_retry_after(headers.get("Retry-After")), **details
         )
     cls = _STATUS_ERRORS.get(status)
     if cls is None:
         cls = ServerError if 500 <= status < 600 else APIStatusError
-    return cls(message, status=status, body=body, headers=headers, method=method, path=path)
+    return cls(message, **details)
 
 
 def _as_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
@@ -351,16 +363,43 @@ def _answer(
             return None
         try:
             return _loads(raw)
-        except _json.JSONDecodeError as exc:
-            raise APIStatusError(
-                "the answer is not valid JSON",
-                status=status,
-                body=_error_body(raw),
-                headers=dict(headers),
-                method=method,
-                path=bare_path(path),
-            ) from exc
+        except _json.JSONDecodeError:
+            pass  # raised below, so that the decoder's error is not chained
+        raise InvalidResponseError(
+            "the answer is not valid JSON",
+            status=status,
+            body=_error_body(raw),
+            headers=dict(headers),
+            method=method,
+            path=bare_path(path),
+        )
     raise _status_error(status, raw, headers, method, path)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int, method: str, path: str) -> bytes:
+    """The body of an answer, at most ``limit`` bytes, or a :class:`ResponseTooLargeError`.
+
+    A Content-Length within the limit is read at once; one over it is refused unread; an answer
+    without one is read chunk by chunk, counting, and refused as soon as it grows past the
+    limit. A refused answer's connection is closed.
+    """
+    length = resp.content_length
+    if length is not None and length <= limit:
+        return await resp.read()
+    if length is None:
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in resp.content.iter_any():
+            total += len(chunk)
+            if total > limit:
+                break
+            chunks.append(chunk)
+        else:
+            return b"".join(chunks)
+    resp.close()
+    raise ResponseTooLargeError(
+        status=resp.status, limit=limit, method=method, path=bare_path(path)
+    )
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -380,6 +419,7 @@ class _Shared:
         "headers_json",
         "headers_plain",
         "max_concurrency",
+        "max_response_size",
         "owns_session",
         "quota",
         "semaphore",
@@ -403,8 +443,10 @@ class _Shared:
         forbidden_refresh_after: float,
         user_agent: str,
         ssl_context: SSLContext | bool = True,
+        max_response_size: int,
     ) -> None:
         self.tokens = tokens
+        self.max_response_size = max_response_size
         self.base_url = base_url
         self.max_concurrency = max_concurrency
         self.semaphore = asyncio.Semaphore(max_concurrency)
@@ -519,11 +561,17 @@ class Transport:
         forbidden_refresh_after: float = 60.0,
         user_agent: str = DEFAULT_USER_AGENT,
         ssl_context: SSLContext | bool = True,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if forbidden_refresh_after < 0:
             raise ValueError("forbidden_refresh_after must be >= 0")
+        if isinstance(max_response_size, bool) or not isinstance(max_response_size, int):
+            kind = type(max_response_size).__name__
+            raise TypeError(f"max_response_size must be a number of bytes, not {kind}")
+        if max_response_size < 1:
+            raise ValueError(f"max_response_size must be >= 1 byte, got {max_response_size}")
         client_timeout = _as_timeout(timeout)
         self._shared = _Shared(
             tokens=TokenManager(token_provider, auth_url),
@@ -535,6 +583,7 @@ class Transport:
             forbidden_refresh_after=forbidden_refresh_after,
             user_agent=user_agent,
             ssl_context=ssl_context,
+            max_response_size=max_response_size,
         )
         self._configure(retry, client_timeout, is_view=False)
 
@@ -634,16 +683,19 @@ class Transport:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         idempotent: bool | None = None,
+        secrets: tuple[str, ...] = (),
     ) -> Any:
         """Send one API call; return the decoded JSON of the 2xx answer (None if empty).
 
         ``body`` is JSON already encoded (sent as ``application/json``). ``idempotent``
-        defaults from the method (POST and PATCH are not). Raises a
+        defaults from the method (POST and PATCH are not). ``secrets`` are values of this
+        request that must not outlive the wire (a pin): they and the access token are scrubbed
+        out of any server text an error keeps. Raises a
         :class:`~routee_viber_async.RouteeError` whose ``attempts`` tells how many HTTP
-        requests were made.
+        requests were made (:class:`~routee_viber_async.ClientClosedError` once closed).
         """
         data, _ = await self.request_counted(
-            method, path, params=params, body=body, idempotent=idempotent
+            method, path, params=params, body=body, idempotent=idempotent, secrets=secrets
         )
         return data
 
@@ -655,11 +707,12 @@ class Transport:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         idempotent: bool | None = None,
+        secrets: tuple[str, ...] = (),
     ) -> tuple[Any, int]:
         """Like :meth:`request`, and also return how many HTTP attempts were made."""
         shared = self._shared
         if shared.closed:
-            raise RuntimeError("the transport is closed")
+            raise ClientClosedError(f"{method} {bare_path(path)}: the client is closed")
         session = shared.session
         if session is None:
             session = shared.open_session()
@@ -672,7 +725,7 @@ class Transport:
                 token = await tokens.get(session)
             except RouteeError as exc:
                 return await self._recover(
-                    method, path, url, params, body, idempotent, started, None, exc, 0
+                    method, path, url, params, body, idempotent, started, None, exc, 0, secrets
                 )
         if token is not shared.header_token:
             shared.set_token(token)
@@ -690,21 +743,31 @@ class Transport:
                     raise _TransportClosedError(method, path)
                 # The headers are taken once the slot is ours: a call that queued while another
                 # one replaced a refused token goes out with the new token, not into a 401.
+                # No local holds them: a traceback's frames (which error trackers record with
+                # their locals) must not carry the Authorization header.
                 token = shared.header_token or token
-                headers = shared.headers_plain if body is None else shared.headers_json
+                failure = None
                 try:
                     async with session.request(
                         method,
                         url,
                         params=params,
                         data=body,
-                        headers=headers,
+                        headers=shared.headers_plain if body is None else shared.headers_json,
                         timeout=self._first_timeout,
                         allow_redirects=False,
                     ) as resp:
-                        raw = await resp.read()
+                        # _read_capped's first case, written out for the common answer.
+                        length = resp.content_length
+                        limit = shared.max_response_size
+                        if length is not None and length <= limit:
+                            raw = await resp.read()
+                        else:
+                            raw = await _read_capped(resp, limit, method, path)
                 except (aiohttp.ClientError, OSError) as exc:
-                    raise self._failed(exc, method, path, 1, debug_started) from exc
+                    failure = self._failed(exc, method, path, 1, debug_started)
+                if failure is not None:  # raised here: aiohttp's error must not be its context
+                    raise failure
             finally:
                 semaphore.release()
             status, answer_headers = resp.status, resp.headers
@@ -720,7 +783,7 @@ class Transport:
             raw, answer_headers = b"", _NO_HEADERS  # a retry may wait: keep nothing of the answer
             sent = 0 if isinstance(exc, _TransportClosedError) else 1
             return await self._recover(
-                method, path, url, params, body, idempotent, started, token, exc, sent
+                method, path, url, params, body, idempotent, started, token, exc, sent, secrets
             )
         quota = shared.quota
         if quota is not None and quota.level < quota.capacity:  # something to refund
@@ -736,7 +799,6 @@ class Transport:
         path: str,
         params: Mapping[str, str] | None,
         body: bytes | None,
-        headers: Mapping[str, str],
         attempt_timeout: aiohttp.ClientTimeout,
         attempt: int,
     ) -> Any:
@@ -749,19 +811,22 @@ class Transport:
             session = shared.session
             if shared.closed or session is None:
                 raise _TransportClosedError(method, path)
+            failure = None
             try:
                 async with session.request(
                     method,
                     url,
                     params=params,
                     data=body,
-                    headers=headers,
+                    headers=shared.headers_plain if body is None else shared.headers_json,
                     timeout=attempt_timeout,
                     allow_redirects=False,
                 ) as resp:
-                    raw = await resp.read()
+                    raw = await _read_capped(resp, shared.max_response_size, method, path)
             except (aiohttp.ClientError, OSError) as exc:
-                raise self._failed(exc, method, path, attempt, debug_started) from exc
+                failure = self._failed(exc, method, path, attempt, debug_started)
+            if failure is not None:  # see request_counted
+                raise failure
         finally:
             semaphore.release()
         status, answer_headers = resp.status, resp.headers
@@ -779,12 +844,14 @@ class Transport:
         """The error for an exchange that failed without an answer (logged at DEBUG)."""
         error = transport_error_from(exc, method, path)
         if self._shared.closed:
-            error = TransportError(
+            closed = TransportError(
                 "the transport was closed during the request",
                 method=method,
                 path=bare_path(path),
                 request_sent=error.request_sent,
             )
+            closed.__cause__, closed.__suppress_context__ = error.__cause__, True
+            error = closed
         if debug_started is not None:
             logger.debug(
                 "%s %s -> %s (attempt %d, %.1f ms, request %s)",
@@ -819,6 +886,7 @@ class Transport:
         token: AccessToken | None,
         exc: RouteeError,
         attempts: int,
+        secrets: tuple[str, ...],
     ) -> tuple[Any, int]:
         if idempotent is None:
             idempotent = method.upper() not in _NON_IDEMPOTENT
@@ -840,8 +908,17 @@ class Transport:
             set_attempts(error, run.attempts)
             if run.ambiguous_seen:
                 error.earlier_attempt_unknown = True
+            elif run.before_send:
+                error.nothing_sent = True  # e.g. the token could not be had: nothing went out
+            scrub_error(error, self._secrets_of(secrets))
             raise
         return data, run.attempts
+
+    def _secrets_of(self, secrets: tuple[str, ...]) -> tuple[str, ...]:
+        """The request's secret values and the access token(s) this client holds."""
+        shared = self._shared
+        tokens = {t.value for t in (shared.header_token, shared.tokens.token) if t is not None}
+        return secrets + tuple(tokens)
 
     async def _attempt(
         self, run: RetryRun, url: str, params: Mapping[str, str] | None, body: bytes | None
@@ -910,7 +987,6 @@ class Transport:
         attempt_timeout: aiohttp.ClientTimeout,
     ) -> Any:
         """One HTTP attempt of a retried call, counted in ``run.attempts`` if it was made."""
-        shared = self._shared
         run.attempts += 1
         try:
             return await self._send(
@@ -919,7 +995,6 @@ class Transport:
                 run.path,
                 params,
                 body,
-                shared.headers_plain if body is None else shared.headers_json,
                 attempt_timeout,
                 run.attempts,
             )

@@ -14,7 +14,7 @@ from .. import _json
 from .._client import RouteeViberClient
 from .._converter import from_wire, to_masked
 from .._enums import DeliveryScope
-from .._errors import RouteeError, ValidationError
+from .._errors import ConfigurationError, RouteeError, ValidationError
 from .._requests import CreateTemplate, SendMessage
 
 __all__ = ["print_json", "print_error", "run_command"]
@@ -117,5 +117,8 @@ def _read_json(path: Path) -> Any:
 
 
 def is_usage_error(error: RouteeError) -> bool:
-    """Local validation failures are bad usage (exit 2); API answers are failures (exit 1)."""
+    """Local validation failures and a missing configuration are bad usage (exit 2); API
+    answers are failures (exit 1)."""
+    if isinstance(error, ConfigurationError):
+        return True
     return isinstance(error, ValidationError) and error.status is None

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._converter import WIRE, from_wire, to_wire, wire_parser
+from .._errors import InvalidResponseError, ValidationError, scrub_error
 from .._json import dumps
+from .._masking import secret_values
 from .._requests import LegacyOtp, SendMessage
 from .._responses import OtpResult, SendResult, Template
 from .._seq import next_seq
 from ._base import Resource
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, Iterable
+    from collections.abc import AsyncIterable, Callable, Iterable
 
     from .._transport import Transport
     from ._fanout import SendManyIterator
 
 __all__ = ["MessagesResource"]
+
+T = TypeVar("T")
 
 _SEND_PATH = "/viber/transactional/messages"
 _OTP_PATH = "/viber/otp"
@@ -46,10 +50,15 @@ class MessagesResource(Resource):
         languages). Without ``seq`` it gets one before the first attempt.
         """
         # The same steps as send_counted, without a coroutine in between (the hot path).
-        data, _ = await self._transport.request_counted(
-            "POST", _SEND_PATH, body=_send_body(message, template, validate, None), idempotent=False
+        secrets = secret_values(message.template_params)
+        data, attempts = await self._transport.request_counted(
+            "POST",
+            _SEND_PATH,
+            body=_send_body(message, template, validate, None),
+            idempotent=False,
+            secrets=secrets,
         )
-        return _send_result_from_wire(data)
+        return _accepted(_send_result_from_wire, data, attempts, _SEND_PATH, secrets)
 
     async def send_counted(
         self,
@@ -63,10 +72,15 @@ class MessagesResource(Resource):
 
         ``seq`` is the one to send when the message has none (``send_many`` assigns it).
         """
+        secrets = secret_values(message.template_params)
         data, attempts = await self._transport.request_counted(
-            "POST", _SEND_PATH, body=_send_body(message, template, validate, seq), idempotent=False
+            "POST",
+            _SEND_PATH,
+            body=_send_body(message, template, validate, seq),
+            idempotent=False,
+            secrets=secrets,
         )
-        return _send_result_from_wire(data), attempts
+        return _accepted(_send_result_from_wire, data, attempts, _SEND_PATH, secrets), attempts
 
     async def send_otp(self, otp: LegacyOtp, *, validate: bool = True) -> OtpResult:
         """Send an OTP through the legacy ``POST /viber/otp`` endpoint (seed 000)."""
@@ -75,8 +89,11 @@ class MessagesResource(Resource):
         body = to_wire(otp)
         if otp.seq is None:
             body["seq"] = next_seq()
-        data = await self._transport.request("POST", _OTP_PATH, body=dumps(body), idempotent=False)
-        return from_wire(data, OtpResult)
+        secrets = secret_values(body.get("templateParams"))
+        data, attempts = await self._transport.request_counted(
+            "POST", _OTP_PATH, body=dumps(body), idempotent=False, secrets=secrets
+        )
+        return _accepted(_parse_otp_result, data, attempts, _OTP_PATH, secrets)
 
     def send_many(
         self,
@@ -120,3 +137,32 @@ def _send_body(
     if message.seq is None:
         body["seq"] = next_seq() if seq is None else seq
     return dumps(body)
+
+
+def _parse_otp_result(data: Any) -> OtpResult:
+    return from_wire(data, OtpResult)
+
+
+def _accepted(
+    parse: Callable[[Any], T], data: Any, attempts: int, path: str, secrets: tuple[str, ...]
+) -> T:
+    """The parsed 2xx answer to a send, or an :class:`InvalidResponseError`.
+
+    Routee answered 2xx, so the message was probably accepted: an answer we cannot read (empty,
+    no ``trackingId``) leaves the send's outcome unknown, never a certain failure.
+    """
+    try:
+        return parse(data)
+    except ValidationError as exc:
+        reason = exc.developer_message or str(exc)
+    # Raised here, outside the except: the parse error is not chained.
+    error = InvalidResponseError(
+        f"the answer cannot be read ({reason})",
+        status=None,
+        body=data,
+        method="POST",
+        path=path,
+    )
+    error.attempts = attempts
+    scrub_error(error, secrets)
+    raise error

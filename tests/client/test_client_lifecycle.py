@@ -15,11 +15,16 @@ from routee_viber_async import (
     DEFAULT_AUTH_URL,
     DEFAULT_BASE_URL,
     AccessToken,
+    ClientClosedError,
     ClientCredentials,
+    ConfigurationError,
     RetryPolicy,
+    RouteeError,
     RouteeViberClient,
+    SendMessage,
     ServerError,
     StaticToken,
+    outcome_unknown,
 )
 
 APP_ID = "app-id-4711"
@@ -125,13 +130,15 @@ async def test_from_env_credentials_option_needs_no_environment(env: pytest.Monk
         {"ROUTEE_ACCESS_TOKEN": ""},
     ],
 )
-def test_from_env_without_credentials_is_a_value_error(
+def test_from_env_without_credentials_is_a_configuration_error(
     env: pytest.MonkeyPatch, present: dict[str, str]
 ) -> None:
     for name, value in present.items():
         env.setenv(name, value)
-    with pytest.raises(ValueError, match="ROUTEE_ACCESS_TOKEN"):
+    with pytest.raises(ConfigurationError, match="ROUTEE_ACCESS_TOKEN") as caught:
         RouteeViberClient.from_env()
+    assert isinstance(caught.value, RouteeError)
+    assert isinstance(caught.value, ValueError)  # what it was before, still true
 
 
 # -- with_options ------------------------------------------------------------------------------
@@ -218,7 +225,7 @@ async def test_closing_a_view_leaves_the_parent_open(mocked: aioresponses) -> No
     await client.close()
     assert session.closed
     assert view.closed  # closing the parent closes its views
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ClientClosedError, match="closed"):
         await view.tracking.get("abc")
 
 
@@ -246,8 +253,15 @@ async def test_close_is_idempotent_and_later_calls_fail(mocked: aioresponses) ->
     await client.close()
     assert client.closed
     assert session.closed
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ClientClosedError, match="closed") as caught:
         await client.tracking.get("abc")
+    assert isinstance(caught.value, RouteeError)
+    assert isinstance(caught.value, RuntimeError)
+    assert not outcome_unknown(caught.value)  # nothing was sent
+    with pytest.raises(ClientClosedError):
+        await client.messages.send(
+            SendMessage("sender", "+306912345678", "t-1", "en", {"pin": "1234"})
+        )
     assert len(all_calls(mocked)) == 1
 
 

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aioresponses import CallbackResult, aioresponses
 from client_helpers import MESSAGES, OTP, SENDER, TO, TOKEN, all_calls, calls, json_body, only_call
+from secret_graph import assert_no_secret_reachable
 
 from routee_viber_async import (
     DeliveryScope,
     DeliveryStatus,
+    InvalidResponseError,
     Label,
     LegacyOtp,
     LegacyOtpType,
+    NotFoundError,
     OtpParams,
     OtpResult,
     RetryPolicy,
@@ -25,7 +29,11 @@ from routee_viber_async import (
     SendResult,
     ServerError,
     Template,
+    UnprocessableError,
     ValidationError,
+    outcome_unknown,
+    secret_params,
+    set_secret_params,
 )
 from routee_viber_async._converter import from_wire
 
@@ -252,13 +260,40 @@ async def test_servers_400019029_is_a_validation_error_with_its_issues(
     assert json_body(only_call(mocked, "POST", MESSAGES))["templateParams"] == {"doc": "test.pdf"}
 
 
-async def test_an_unparseable_answer_is_a_validation_error(
+@pytest.mark.parametrize(
+    "answer",
+    [{"payload": {"seq": 1}}, {"body": b""}, {"body": b"<html>ok</html>"}],
+    ids=["no trackingId", "empty", "not JSON"],
+)
+async def test_an_unusable_2xx_answer_to_a_send_is_outcome_unknown(
+    client: RouteeViberClient, mocked: aioresponses, answer: dict[str, Any]
+) -> None:
+    """17 #4: Routee answered 2xx, so the send reached it: unknown, not a certain failure."""
+    mocked.post(MESSAGES, status=200, **answer)
+    with pytest.raises(InvalidResponseError) as caught:
+        await client.messages.send(message())
+    assert outcome_unknown(caught.value)
+    assert caught.value.attempts == 1
+
+
+async def test_an_answer_without_tracking_id_says_what_is_missing(
     client: RouteeViberClient, mocked: aioresponses
 ) -> None:
     mocked.post(MESSAGES, payload={"seq": 1})  # no trackingId
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(InvalidResponseError) as caught:
         await client.messages.send(message())
     assert "$.trackingId: required field is missing" in str(caught.value)
+
+
+async def test_an_unusable_2xx_answer_is_an_unknown_outcome_of_send_many(
+    client: RouteeViberClient, mocked: aioresponses
+) -> None:
+    mocked.post(MESSAGES, payload={"seq": 1})
+    outcomes = [o async for o in client.messages.send_many([message()])]
+    assert len(outcomes) == 1
+    assert isinstance(outcomes[0].error, InvalidResponseError)
+    assert outcomes[0].outcome_unknown
+    assert outcomes[0].attempts == 1
 
 
 # -- legacy OTP --------------------------------------------------------------------------------
@@ -408,3 +443,113 @@ async def test_send_many_captures_server_errors_in_the_outcome(
     assert isinstance(outcome.error, ServerError)
     assert outcome.outcome_unknown
     assert outcome.attempts == 1
+
+
+# -- what an error keeps of Routee's answer (issues 17 #3, 17 #13, 18) ------------------------
+
+
+PIN = "482910"
+
+
+async def test_a_400_quoting_the_pin_keeps_it_nowhere(
+    client: RouteeViberClient, mocked: aioresponses
+) -> None:
+    text = f"Parameter pin value {PIN} is invalid"
+    mocked.post(
+        MESSAGES,
+        status=400,
+        payload={
+            "code": "400019029",
+            "developerMessage": text,
+            "validationIssues": [{"code": "INVALID_VALUE", "message": text}],
+        },
+    )
+    with pytest.raises(ValidationError) as caught:
+        await client.messages.send(message(template_params={"pin": PIN}))
+    error = caught.value
+    assert "Parameter pin value *** is invalid" in str(error)
+    assert error.issues == [("INVALID_VALUE", "Parameter pin value *** is invalid")]
+    assert PIN not in repr(error.body)
+    assert_no_secret_reachable(error, [PIN, TOKEN])
+
+
+async def test_a_5xx_page_echoing_the_request_keeps_no_pin(
+    client: RouteeViberClient, mocked: aioresponses
+) -> None:
+    page = f'<html>Blocked: {{"templateParams":{{"pin":"{PIN}"}}}} Bearer {TOKEN}</html>'
+    mocked.post(MESSAGES, status=503, body=page, repeat=True)
+    with pytest.raises(ServerError) as caught:
+        await client.with_options(retry=RetryPolicy.disabled()).messages.send(message())
+    assert "Blocked" in caught.value.body
+    assert_no_secret_reachable(caught.value, [PIN, TOKEN])
+
+
+async def test_a_legacy_otp_400_quoting_the_pin_keeps_it_nowhere(
+    client: RouteeViberClient, mocked: aioresponses
+) -> None:
+    mocked.post(OTP, status=400, payload={"code": "400", "developerMessage": f"bad pin {PIN}"})
+    otp = LegacyOtp(SENDER, TO, template_params=OtpParams(pin=PIN))
+    with pytest.raises(ValidationError) as caught:
+        await client.messages.send_otp(otp)
+    assert_no_secret_reachable(caught.value, [PIN])
+
+
+async def test_every_status_error_carries_routees_code_and_message(
+    client: RouteeViberClient, mocked: aioresponses
+) -> None:
+    mocked.post(
+        MESSAGES,
+        status=404,
+        payload={"code": "404000000", "developerMessage": "Sender other was not found."},
+    )
+    with pytest.raises(NotFoundError) as caught:
+        await client.messages.send(message())
+    error = caught.value
+    assert error.code == "404000000"
+    assert error.developer_message == "Sender other was not found."
+    assert str(error) == (
+        "POST /viber/transactional/messages: HTTP 404: Sender other was not found. (404000000)"
+    )
+
+
+async def test_routees_message_is_scrubbed_of_the_pin(
+    client: RouteeViberClient, mocked: aioresponses
+) -> None:
+    mocked.post(
+        MESSAGES, status=422, payload={"code": "422", "developerMessage": f"pin {PIN} refused"}
+    )
+    with pytest.raises(UnprocessableError) as caught:
+        await client.messages.send(message(template_params={"pin": PIN}))
+    assert caught.value.developer_message == "pin *** refused"
+    assert_no_secret_reachable(caught.value, [PIN])
+
+
+@pytest.fixture
+def otp_is_secret() -> Iterator[None]:
+    before = secret_params()
+    set_secret_params({"pin", "otp"})
+    try:
+        yield
+    finally:
+        set_secret_params(before)
+
+
+@pytest.mark.usefixtures("otp_is_secret")
+async def test_secret_parameter_names_are_configurable(
+    client: RouteeViberClient, mocked: aioresponses
+) -> None:
+    code = "775533"
+    sent = message(template_params={"otp": code, "name": "Al"})
+    assert code not in repr(sent)
+    assert "'otp': '***'" in repr(sent)
+    mocked.post(MESSAGES, status=400, payload={"developerMessage": f"otp {code} is invalid"})
+    with pytest.raises(ValidationError) as caught:
+        await client.messages.send(sent)
+    assert_no_secret_reachable(caught.value, [code])
+
+
+def test_pin_is_the_default_secret_parameter() -> None:
+    assert secret_params() == {"pin"}
+    assert "'otp': '1'" in repr(message(template_params={"otp": "1"}))
+    with pytest.raises(TypeError):
+        set_secret_params("otp")

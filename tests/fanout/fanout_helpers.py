@@ -99,6 +99,7 @@ class StubTransport:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         idempotent: bool | None = None,
+        secrets: tuple[str, ...] = (),
     ) -> tuple[Any, int]:
         assert (method, path, idempotent) == ("POST", "/viber/transactional/messages", False)
         assert body is not None

@@ -58,8 +58,9 @@ async def test_injected_503s_are_retried_with_the_same_seq(
 async def test_an_ambiguous_failure_is_retried_with_the_same_seq(
     sandbox: Sandbox, template: Template, make_client: MakeClient
 ) -> None:
-    """500s after acceptance: the sandbox stores every attempt, so the retries show their seq."""
-    client = make_client()
+    """500s after acceptance: the sandbox stores every attempt, so the retries show their seq
+    (at-least-once, opted in)."""
+    client = make_client(retry=RetryPolicy.no_wait(retry_ambiguous_sends=True))
     sandbox.inject_fault("server_error", times=3, after_accept=True)
     inputs = messages_for(sandbox, template, 3)
 
@@ -110,7 +111,7 @@ async def test_the_clients_semaphore_bounds_the_requests(
 async def test_every_kind_of_failure_is_an_outcome_and_the_rest_go_on(
     sandbox: Sandbox, template: Template, make_client: MakeClient
 ) -> None:
-    client = make_client(retry=RetryPolicy.no_wait(max_attempts=3))
+    client = make_client(retry=RetryPolicy.no_wait(max_attempts=3, retry_ambiguous_sends=True))
     valid = messages_for(sandbox, template, 8)
     inputs: list[Any] = [
         valid[0],  # its three attempts meet the three dropped connections below

@@ -61,7 +61,7 @@ async def recording() -> AsyncIterator[tuple[RecordingRoutee, RouteeViberClient]
     client = RouteeViberClient(
         credentials=StaticToken("static-token"),
         base_url=str(server.make_url("")),
-        retry=RetryPolicy.no_wait(max_attempts=4),
+        retry=RetryPolicy.no_wait(max_attempts=4, retry_ambiguous_sends=True),  # at-least-once
     )
     try:
         yield routee, client
@@ -156,9 +156,10 @@ async def test_an_ambiguous_retry_reaches_the_sandbox_with_the_same_seq(
     make_sandbox: MakeSandbox, make_client: MakeClient
 ) -> None:
     sandbox = await make_sandbox()
-    client = make_client(sandbox)
+    client = make_client(sandbox, retry=RetryPolicy.no_wait(retry_ambiguous_sends=True))
     template_id = (await approved_template(client, sandbox)).template_id
-    # The first attempt is accepted, then answered 500: the retry is a second, identical send.
+    # At-least-once (opted in): the first attempt is accepted, then answered 500, and the retry
+    # is a second, identical send.
     sandbox.inject_fault("server_error", times=1, after_accept=True)
     result, attempts = await client.messages.send_counted(
         otp_message(sandbox.sender_id, template_id)

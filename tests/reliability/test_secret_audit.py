@@ -146,7 +146,7 @@ async def _receiver(audit: Audit) -> AsyncIterator[str]:
 
 async def _api_flows(sb: Sandbox, audit: Audit, callback_url: str) -> None:
     template_id = await otp_template(sb)
-    policy = RetryPolicy.no_wait(max_attempts=3)
+    policy = RetryPolicy.no_wait(max_attempts=3, retry_ambiguous_sends=True)  # at-least-once
     async with client_for(sb, retry=policy, forbidden_refresh_after=0.0, timeout=0.3) as client:
         # Templates: create, list, get, set and remove the callback, delete.
         other = await client.templates.create(

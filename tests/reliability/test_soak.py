@@ -63,11 +63,11 @@ async def test_soak_2000_sends_with_25_percent_faults(retry_ambiguous_sends: boo
 
 
 def _client(sb: Sandbox, **options: object) -> RouteeViberClient:
+    options.setdefault("retry", RetryPolicy.no_wait(max_attempts=4, budget=None))
     return RouteeViberClient(
         credentials=sb.credentials,
         base_url=sb.base_url,
         auth_url=sb.auth_url,
-        retry=RetryPolicy.no_wait(max_attempts=4, budget=None),
         **options,  # type: ignore[arg-type]
     )
 
@@ -77,7 +77,8 @@ async def test_accepted_then_retried_send_is_not_reported_certainly_failed() -> 
         template_id = await approved_otp_template(sb)
         sb.inject_fault("server_error", after_accept=True)  # attempt 1: stored, answer lost
         sb.inject_fault("service_unavailable", times=3)  # attempts 2-4: a clean 503
-        async with _client(sb) as client:
+        at_least_once = RetryPolicy.no_wait(max_attempts=4, budget=None, retry_ambiguous_sends=True)
+        async with _client(sb, retry=at_least_once) as client:
             message = SendMessage(sb.sender_id, "+306900000001", template_id, "en", {"pin": "1"})
             outcomes = [o async for o in client.messages.send_many([message])]
         (outcome,) = outcomes

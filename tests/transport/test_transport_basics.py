@@ -15,6 +15,7 @@ from routee_viber_async._config import RetryPolicy
 from routee_viber_async._errors import (
     APIStatusError,
     AuthenticationError,
+    InvalidResponseError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -22,6 +23,7 @@ from routee_viber_async._errors import (
     TransportError,
     UnprocessableError,
     ValidationError,
+    outcome_unknown,
 )
 from routee_viber_async._transport import DEFAULT_USER_AGENT, Transport
 
@@ -201,11 +203,12 @@ async def test_malformed_json_in_a_2xx_is_a_typed_error_and_not_retried(
     routee: FakeRoutee, make_transport: MakeTransport
 ) -> None:
     routee.script(reply(200, text="{not json"))
-    with pytest.raises(APIStatusError) as caught:
+    with pytest.raises(InvalidResponseError) as caught:
         await make_transport().request("POST", "/viber/transactional/messages", body=b"{}")
     assert caught.value.status == 200
     assert caught.value.body == "{not json"
     assert caught.value.attempts == 1
+    assert outcome_unknown(caught.value)  # it reached Routee: never a certain failure
     assert routee.api_hits == 1
 
 

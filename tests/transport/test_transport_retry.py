@@ -31,6 +31,7 @@ from routee_viber_async._errors import (
     TransportError,
     UnprocessableError,
     ValidationError,
+    outcome_unknown,
 )
 from routee_viber_async._retry import (
     RetryQuota,
@@ -280,10 +281,26 @@ async def test_ambiguous_statuses_not_repeated_for_post_when_switched_off(
     assert routee.api_hits == 5
     # ... and for a POST when ambiguous sends may be repeated.
     routee.script(reply(status))
-    _, attempts = await make_transport(token_provider=STATIC).request_counted(
-        "POST", "/m", body=b"{}"
+    at_least_once = make_transport(
+        token_provider=STATIC, retry=RetryPolicy.no_wait(retry_ambiguous_sends=True)
     )
+    _, attempts = await at_least_once.request_counted("POST", "/m", body=b"{}")
     assert attempts == 2
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+async def test_the_default_policy_sends_at_most_once(
+    routee: FakeRoutee, make_transport: MakeTransport, status: int
+) -> None:
+    """17 #14: by default an ambiguous send is not repeated (no OTP goes out twice)."""
+    assert RetryPolicy().retry_ambiguous_sends is False
+    routee.script(*[reply(status)] * 4)
+    transport = make_transport(token_provider=STATIC, retry=RetryPolicy(sleep_scale=0))
+    with pytest.raises(ServerError) as caught:
+        await transport.request("POST", "/m", body=b"{}")
+    assert caught.value.attempts == 1
+    assert outcome_unknown(caught.value)
+    assert routee.api_hits == 1
 
 
 async def test_503_and_429_are_repeated_for_post_when_switched_off(
