@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from types import NoneType
 from typing import Any
 
-__all__ = ["MASK", "SECRET_KEYS", "mask_mapping_repr", "mask_secrets"]
+__all__ = [
+    "MASK",
+    "SECRET_KEYS",
+    "mask_mapping_repr",
+    "mask_secrets",
+    "mask_url",
+    "mask_url_repr",
+]
 
 MASK = "***"
 
@@ -62,3 +70,22 @@ def _has_secret(value: Any) -> bool:
 def mask_mapping_repr(value: object) -> str:
     """``repr`` of a mapping field with secrets masked (used as an attrs ``repr=``)."""
     return repr(mask_secrets(value))
+
+
+#: A URL's userinfo (``user:pass@``) and a ``token=`` query value: secrets a URL may carry.
+_URL_USERINFO = re.compile(r"(?<=://)[^/?#@\s]*@")
+_URL_TOKEN = re.compile(r"(?<=[?&;]token=)[^&#;\s]*", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its userinfo and any ``token=`` query value replaced by ``***``.
+
+    >>> mask_url("https://user:pw@example.com/hook?a=1&token=s3cret")
+    'https://***@example.com/hook?a=1&token=***'
+    """
+    return _URL_TOKEN.sub(MASK, _URL_USERINFO.sub(MASK + "@", url))
+
+
+def mask_url_repr(value: object) -> str:
+    """``repr`` of a URL field with its secrets masked (used as an attrs ``repr=``)."""
+    return repr(mask_url(value)) if isinstance(value, str) else repr(value)
