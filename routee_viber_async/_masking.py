@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import NoneType
 from typing import Any
 
@@ -14,6 +14,7 @@ __all__ = [
     "mask_secrets",
     "mask_url",
     "mask_url_repr",
+    "query_value_pattern",
 ]
 
 MASK = "***"
@@ -74,7 +75,15 @@ def mask_mapping_repr(value: object) -> str:
 
 #: A URL's userinfo (``user:pass@``) and a ``token=`` query value: secrets a URL may carry.
 _URL_USERINFO = re.compile(r"(?<=://)[^/?#@\s]*@")
-_URL_TOKEN = re.compile(r"(?<=[?&;]token=)[^&#;\s]*", re.IGNORECASE)
+
+
+def query_value_pattern(names: Iterable[str]) -> re.Pattern[str]:
+    """A pattern matching the values of the query parameters ``names`` in a URL or a log line."""
+    alternatives = "|".join(re.escape(name) for name in names)
+    return re.compile(rf"(?<=[?&;])((?:{alternatives})=)[^&#;\s\"']*", re.IGNORECASE)
+
+
+_URL_TOKEN = query_value_pattern(["token"])
 
 
 def mask_url(url: str) -> str:
@@ -83,7 +92,7 @@ def mask_url(url: str) -> str:
     >>> mask_url("https://user:pw@example.com/hook?a=1&token=s3cret")
     'https://***@example.com/hook?a=1&token=***'
     """
-    return _URL_TOKEN.sub(MASK, _URL_USERINFO.sub(MASK + "@", url))
+    return _URL_TOKEN.sub(rf"\g<1>{MASK}", _URL_USERINFO.sub(MASK + "@", url))
 
 
 def mask_url_repr(value: object) -> str:

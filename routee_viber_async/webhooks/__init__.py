@@ -30,18 +30,33 @@ from ._parse import (
     parse_moderation_callback,
 )
 from ._receiver import (
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_BODY_SIZE,
     DeliveryHandler,
     EndpointKind,
     ModerationHandler,
+    SupportsTrackingGet,
     WebhookAnswer,
     WebhookReceiver,
+    is_json_content_type,
     with_token,
+)
+from ._redact import DEFAULT_TOKEN_PATHS, RedactTokenFilter
+from ._schema import callback_json_schema
+from ._sources import (
+    DEFAULT_REFRESH_EVERY,
+    ROUTEE_CALLBACK_HOST,
+    Resolver,
+    SourceAllowlist,
 )
 from ._waiter import DeliveryOutcome, DeliveryWaiter, SupportsTracking
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_REFRESH_EVERY",
+    "DEFAULT_TOKEN_PATHS",
+    "ROUTEE_CALLBACK_HOST",
     "CallbackBody",
     "CallbackKind",
     "Deduplicator",
@@ -50,10 +65,16 @@ __all__ = [
     "DeliveryWaiter",
     "EndpointKind",
     "ModerationHandler",
+    "RedactTokenFilter",
+    "Resolver",
+    "SourceAllowlist",
     "SupportsTracking",
+    "SupportsTrackingGet",
     "WebhookAnswer",
     "WebhookReceiver",
+    "callback_json_schema",
     "callback_kind",
+    "is_json_content_type",
     "parse_callback",
     "parse_delivery_callback",
     "parse_moderation_callback",
@@ -62,6 +83,13 @@ __all__ = [
 
 # Reprs and tracebacks read ``routee_viber_async.webhooks.X`` (annotations resolved first).
 _attrs.resolve_types(WebhookAnswer)
-for _cls in (Deduplicator, DeliveryWaiter, WebhookAnswer, WebhookReceiver):
+for _cls in (
+    Deduplicator,
+    DeliveryWaiter,
+    RedactTokenFilter,
+    SourceAllowlist,
+    WebhookAnswer,
+    WebhookReceiver,
+):
     _cls.__module__ = __name__
 del _cls
