@@ -22,8 +22,9 @@ from .._responses import DeliveryCallback, ModerationCallback
 
 __all__ = ["callback_json_schema", "json_schema"]
 
-#: The integers the converter takes (what a JSON number can carry back out).
-_INT_BOUNDS: Final = {"minimum": -(2**63), "maximum": 2**64 - 1}
+#: The integers every JSON implementation keeps exact (I-JSON, RFC 7493): a subset of what the
+#: converter takes (64 bits), and ample for ``seq`` (a millisecond timestamp).
+_INT_BOUNDS: Final = {"minimum": -(2**53 - 1), "maximum": 2**53 - 1}
 
 #: The identifier fields the parsers refuse when blank.
 _NON_BLANK: Final[Mapping[type, str]] = {
