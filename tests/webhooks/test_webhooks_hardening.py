@@ -421,6 +421,29 @@ async def test_an_unknown_tracking_id_is_taken_for_forged(
     assert recorder.deliveries == []
 
 
+async def test_tracking_unavailable_is_answered_503_and_the_retry_is_handled(
+    serve_webhooks: ServeWebhooks,
+    http: aiohttp.ClientSession,
+    recorder: Recorder,
+    verifier: RouteeViberClient,
+    delivery_payload: dict[str, Any],
+) -> None:
+    tracking_url = f"{BASE}/viber/tracking/{TRACKING_ID}"
+    with aioresponses(passthrough=["http://127.0.0.1"]) as api:
+        async with serve_webhooks(
+            on_delivery=recorder.on_delivery, deduplicator=Deduplicator(), verify_with=verifier
+        ) as base:
+            url = f"{base}/routee/delivery"
+            api.get(tracking_url, status=500, body="busy", repeat=True)
+            unavailable = await post(http, url, delivery_payload)
+            api.clear()
+            api.get(tracking_url, payload=tracking("DELIVERED"))
+            retried = await post(http, url, delivery_payload)
+    assert unavailable == (503, {"ok": False, "error": "verification_unavailable"})
+    assert retried == (200, {"ok": True})  # the 503 did not take the dedupe key
+    assert len(recorder.deliveries) == 1
+
+
 async def test_a_seen_record_confirms_a_delivered_callback(
     serve_webhooks: ServeWebhooks,
     http: aiohttp.ClientSession,
