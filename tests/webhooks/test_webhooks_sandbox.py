@@ -241,7 +241,7 @@ async def test_the_example_service_against_the_sandbox(
     assert answer["delivered"] is True
     assert answer["via"] == "callback"
     message = sandbox.message(answer["tracking_id"])
-    assert message.callback_url == f"{base}/routee/delivery?token={SECRET}"
+    assert message.callback_url == f"{base}/routee/delivery/{SECRET}"
     assert sandbox.callbacks_sent == 2  # SENT and DELIVERED, each accepted at once
     assert sandbox.callbacks_failed == 0
     assert invalid[0] == 422
