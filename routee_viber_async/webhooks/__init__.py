@@ -15,7 +15,10 @@ value). Routee retries a callback until it gets a 2xx, so drop repeats by ``call
 
 Ready-made endpoints: :func:`routee_viber_async.integrations.fastapi.webhook_router` and
 :func:`routee_viber_async.integrations.aiohttp.webhook_routes` (this module imports neither
-framework).
+framework). Routee does not sign callbacks: protect them with a secret in the URL (a path token
+is recommended), keep it out of the access log with :class:`RedactTokenFilter`, and optionally
+confirm final statuses with ``verify_with=client`` and restrict sources with ``allow_from=``
+(:class:`SourceAllowlist`, :data:`ROUTEE_CALLBACK_HOST`).
 """
 
 import attrs as _attrs
