@@ -44,7 +44,11 @@ async def resolve_with_loop(host: str) -> list[str]:
 
 
 class SourceAllowlist:
-    """Decides whether a request's source address may POST callbacks (see the module doc)."""
+    """Decides whether a request's source address may POST callbacks (see the module doc).
+
+    ``resolver``: ``await resolver(host)`` gives a host's addresses (default: the loop's
+    ``getaddrinfo``); ``clock``: the time source of ``refresh_every`` (``time.monotonic``).
+    """
 
     def __init__(
         self,
@@ -53,6 +57,7 @@ class SourceAllowlist:
         trusted_proxies: Iterable[str] = (),
         resolver: Resolver | None = None,
         refresh_every: float = DEFAULT_REFRESH_EVERY,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         entries = [allow_from] if isinstance(allow_from, str) else list(allow_from)
         if not entries:
@@ -78,6 +83,7 @@ class SourceAllowlist:
             self._proxies.append(network)
         self._resolver = resolver or resolve_with_loop
         self._refresh_every = refresh_every
+        self._clock = clock
         self._resolved: set[_Address] = set()
         self._next_refresh: float | None = None
         self._lock = asyncio.Lock()
@@ -120,7 +126,7 @@ class SourceAllowlist:
 
     def _is_stale(self) -> bool:
         due = self._next_refresh
-        return due is None or time.monotonic() >= due
+        return due is None or self._clock() >= due
 
     async def _refresh(self) -> None:
         resolved: set[_Address] = set()
@@ -138,7 +144,7 @@ class SourceAllowlist:
         self._resolved = resolved
         # After a failure, try again soon rather than refuse Routee for the whole period.
         delay = min(_RETRY_AFTER_FAILURE, self._refresh_every) if failed else self._refresh_every
-        self._next_refresh = time.monotonic() + delay
+        self._next_refresh = self._clock() + delay
 
 
 def _network(entry: object) -> _Network | None:

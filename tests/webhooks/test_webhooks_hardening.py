@@ -604,3 +604,10 @@ def test_allowlist_arguments_are_checked() -> None:
         SourceAllowlist(["127.0.0.1"], trusted_proxies=["proxy.example"])
     allowlist = SourceAllowlist(["::ffff:127.0.0.1"])
     assert str(allowlist.client_address("::ffff:127.0.0.1", None)) == "127.0.0.1"
+
+
+async def test_the_default_resolver_is_the_loop_s_getaddrinfo() -> None:
+    from routee_viber_async.webhooks._sources import resolve_with_loop
+
+    # A numeric host: getaddrinfo answers it without asking any DNS server.
+    assert set(await resolve_with_loop("127.0.0.1")) == {"127.0.0.1"}
