@@ -17,13 +17,15 @@ Configuration (environment)::
                                                        URL the request came in on)
     ROUTEE_CALLBACK_SECRET                             the callback URL's token (default: random)
 
-Run it with ``uvicorn examples.fastapi_service:app`` (``--no-access-log`` keeps the callback
-token out of the access log). Try it without a Routee account: ``routee-viber sandbox`` prints
+Run it with ``uvicorn examples.fastapi_service:app``. The callback token is a path segment of the
+callback URL (``.../routee/delivery/TOKEN``); ``RedactTokenFilter`` keeps it out of uvicorn's
+access log. Try it without a Routee account: ``routee-viber sandbox`` prints
 the ``ROUTEE_*`` variables of a local emulator.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -47,7 +49,7 @@ from routee_viber_async.integrations.fastapi import (
     routee_lifespan,
     webhook_router,
 )
-from routee_viber_async.webhooks import Deduplicator, DeliveryWaiter, with_token
+from routee_viber_async.webhooks import Deduplicator, DeliveryWaiter, RedactTokenFilter
 
 
 class OtpRequest(BaseModel):
@@ -68,6 +70,8 @@ def create_app() -> FastAPI:
     template_lang = os.environ.get("ROUTEE_TEMPLATE_LANG", "en")
     public_base_url = os.environ.get("PUBLIC_BASE_URL")
     callback_secret = os.environ.get("ROUTEE_CALLBACK_SECRET") or secrets.token_urlsafe(24)
+    # The access log prints every request line: mask the token in it.
+    logging.getLogger("uvicorn.access").addFilter(RedactTokenFilter())
 
     # Resolves `await waiter.wait(tracking_id)` from the delivery callbacks; polls tracking
     # when no final callback came within `fallback_after` seconds.
@@ -90,6 +94,7 @@ def create_app() -> FastAPI:
         webhook_router(
             on_delivery=on_delivery,
             secret=callback_secret,
+            delivery_path="/routee/delivery/{token}",  # the secret is a path segment
             deduplicator=Deduplicator(),  # Routee retries callbacks: handle each one once
         )
     )
@@ -102,16 +107,17 @@ def create_app() -> FastAPI:
     ) -> OtpAnswer:
         pin = f"{secrets.randbelow(10**6):06d}"
         if public_base_url:
-            callback_url = public_base_url.rstrip("/") + app.url_path_for(DELIVERY_ROUTE)
+            path = app.url_path_for(DELIVERY_ROUTE, token=callback_secret)
+            callback_url = public_base_url.rstrip("/") + path
         else:
-            callback_url = str(request.url_for(DELIVERY_ROUTE))
+            callback_url = str(request.url_for(DELIVERY_ROUTE, token=callback_secret))
         message = SendMessage(
             sender_info_tracking_id=sender_id,
             to=body.to,
             template_id=template_id,
             template_lang=template_lang,
             template_params={"pin": pin},
-            callback_url=with_token(callback_url, callback_secret),
+            callback_url=callback_url,
         )
         try:
             sent = await client.messages.send(message)

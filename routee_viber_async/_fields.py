@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from ._masking import MASK, mask_mapping_repr
+from ._masking import MASK, mask_mapping_repr, mask_url_repr
 
 __all__ = [
     "ALWAYS",
@@ -26,6 +26,7 @@ __all__ = [
     "secret_field",
     "required_on_wire",
     "secret_mapping_field",
+    "url_field",
     "wire_field",
 ]
 
@@ -72,3 +73,11 @@ def wire_field(
 def required_on_wire(default: Any) -> Any:
     """A field with a default that is still always written (the wire requires the key)."""
     return attrs.field(default=default, metadata={ALWAYS: True})
+
+
+def url_field(*, default: Any = None) -> Any:
+    """A URL (``callbackUrl``, ``inboundUrl``): its token and userinfo are ``***`` in reprs.
+
+    The wire keeps the URL as it is: Routee must call it with its token.
+    """
+    return attrs.field(default=default, repr=mask_url_repr)

@@ -8,6 +8,7 @@ Which template parameters are secret is configurable: :func:`set_secret_params`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping
 from types import NoneType
 from typing import Any
@@ -18,6 +19,9 @@ __all__ = [
     "OAUTH_SECRET_KEYS",
     "mask_mapping_repr",
     "mask_secrets",
+    "mask_url",
+    "mask_url_repr",
+    "query_value_pattern",
     "scrub_text",
     "scrub_value",
     "secret_keys",
@@ -155,3 +159,30 @@ def scrub_value(value: Any, secrets: Collection[str]) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool) and str(value) in secrets:
         return MASK  # a pin sent as a number, echoed as one
     return value
+
+
+#: A URL's userinfo (``user:pass@``) and a ``token=`` query value: secrets a URL may carry.
+_URL_USERINFO = re.compile(r"(?<=://)[^/?#@\s]*@")
+
+
+def query_value_pattern(names: Iterable[str]) -> re.Pattern[str]:
+    """A pattern matching the values of the query parameters ``names`` in a URL or a log line."""
+    alternatives = "|".join(re.escape(name) for name in names)
+    return re.compile(rf"(?<=[?&;])((?:{alternatives})=)[^&#;\s\"']*", re.IGNORECASE)
+
+
+_URL_TOKEN = query_value_pattern(["token"])
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its userinfo and any ``token=`` query value replaced by ``***``.
+
+    >>> mask_url("https://user:pw@example.com/hook?a=1&token=s3cret")
+    'https://***@example.com/hook?a=1&token=***'
+    """
+    return _URL_TOKEN.sub(rf"\g<1>{MASK}", _URL_USERINFO.sub(MASK + "@", url))
+
+
+def mask_url_repr(value: object) -> str:
+    """``repr`` of a URL field with its secrets masked (used as an attrs ``repr=``)."""
+    return repr(mask_url(value)) if isinstance(value, str) else repr(value)

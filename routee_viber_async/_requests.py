@@ -15,7 +15,7 @@ import attrs
 from . import _validation as v
 from ._enums import DeliveryScope, Label, LegacyOtpType, TemplateCategory
 from ._errors import ValidationIssue
-from ._fields import required_on_wire, secret_field, secret_mapping_field, wire_field
+from ._fields import required_on_wire, secret_field, secret_mapping_field, url_field, wire_field
 
 if TYPE_CHECKING:
     from ._responses import Template
@@ -79,8 +79,8 @@ class SendMessage:
     delivery_scope: DeliveryScope | None = None
     seq: int | None = None
     ttl: int | None = None
-    inbound_url: str | None = None
-    callback_url: str | None = None
+    inbound_url: str | None = url_field()
+    callback_url: str | None = url_field()
     label: Label | None = None
     multiple_singles_message_id: str | None = None
     session_message: bool | None = None
@@ -327,7 +327,7 @@ class CreateTemplate:
     params: Sequence[TemplateParam]
     locales: Sequence[TemplateLocale]
     var_example: Sequence[VarExample]
-    callback_url: str | None = None
+    callback_url: str | None = url_field()
     moderation_notify_email: str | None = None
 
     def issues(self) -> list[ValidationIssue]:
@@ -360,7 +360,7 @@ class TemplateCallbackUpdate:
     The key is always sent: ``None`` removes the stored URL (``{"callbackUrl": null}``).
     """
 
-    callback_url: str | None
+    callback_url: str | None = url_field(default=attrs.NOTHING)
 
     def issues(self) -> list[ValidationIssue]:
         """Every rule this update breaks."""

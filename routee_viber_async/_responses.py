@@ -22,7 +22,7 @@ from ._enums import (
     TemplateCategory,
     TemplateStatus,
 )
-from ._fields import extra_field, secret_mapping_field, wire_field
+from ._fields import extra_field, secret_mapping_field, url_field, wire_field
 from ._requests import TemplateLocale, TemplateParam, VarExample
 
 __all__ = [
@@ -71,7 +71,7 @@ class SendResult:
     price: float | None = None
     label: Label | None = None
     session_message: bool | None = None
-    callback_url: str | None = None
+    callback_url: str | None = url_field()
     ttl: int | None = None
     extra: Mapping[str, Any] = extra_field()
 
@@ -202,7 +202,7 @@ class Template:
     params: list[TemplateParam] = attrs.field(factory=list)
     locales: list[TemplateLocale] = attrs.field(factory=list)
     var_example: list[VarExample] = attrs.field(factory=list)
-    callback_url: str | None = None
+    callback_url: str | None = url_field()
     moderation_notify_email: str | None = None
     rejection_reason: str | None = None
     created_at: datetime | None = None

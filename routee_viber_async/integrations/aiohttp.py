@@ -19,7 +19,9 @@
         ...
 
 The answers are the same as the FastAPI router's: 200 ``{"ok": true}``, 400 for a malformed
-body, 413 above ``max_body_size``, 403 for a missing or wrong token, 500 when the handler raised.
+body, 403 for a missing or wrong token (or a source outside ``allow_from``), 408 for a body that
+did not arrive within ``body_timeout``, 413 above ``max_body_size``, 415 for a non-JSON
+``Content-Type``, 500 when the handler raised.
 """
 
 from __future__ import annotations
@@ -30,14 +32,23 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from ..webhooks import (
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_REFRESH_EVERY,
     Deduplicator,
     DeliveryHandler,
-    EndpointKind,
     ModerationHandler,
+    Resolver,
+    SupportsTrackingGet,
     WebhookReceiver,
 )
-from ._common import make_client
+from ._common import (
+    WebhookEndpoint,
+    forwarded_for,
+    make_client,
+    request_token,
+    webhook_endpoints,
+)
 
 if TYPE_CHECKING:
     from .._client import RouteeViberClient
@@ -73,15 +84,23 @@ def webhook_routes(
     combined_path: str | None = None,
     deduplicator: Deduplicator | None = None,
     token_param: str = "token",
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    verify_with: SupportsTrackingGet | None = None,
+    allow_from: Iterable[str] | None = None,
+    trusted_proxies: Iterable[str] = (),
+    resolver: Resolver | None = None,
+    refresh_every: float = DEFAULT_REFRESH_EVERY,
 ) -> list[web.RouteDef]:
     """POST routes for Routee's delivery and moderation callbacks: ``app.add_routes(...)``.
 
     The same endpoints and options as
     :func:`routee_viber_async.integrations.fastapi.webhook_router`: ``POST {delivery_path}``
     when ``on_delivery`` is given, ``POST {moderation_path}`` when ``on_moderation`` is given,
-    ``POST {combined_path}`` (either kind) when given. The body is read in chunks and refused
-    with 413 as soon as it passes ``max_body_size``, whatever the application's
-    ``client_max_size``.
+    ``POST {combined_path}`` (either kind) when given; a path with ``{token}``
+    (``"/routee/delivery/{token}"``) takes the secret as that segment. The body is read in chunks
+    and refused with 413 as soon as it passes ``max_body_size``, whatever the application's
+    ``client_max_size``. Without ``secret``, a warning is logged once, here (the app's set-up):
+    anybody can forge callbacks. The peer is ``request.remote``.
     """
     receiver = WebhookReceiver(
         on_delivery=on_delivery,
@@ -89,36 +108,41 @@ def webhook_routes(
         secret=secret,
         max_body_size=max_body_size,
         deduplicator=deduplicator,
+        body_timeout=body_timeout,
+        verify_with=verify_with,
+        allow_from=allow_from,
+        trusted_proxies=trusted_proxies,
+        resolver=resolver,
+        refresh_every=refresh_every,
     )
-    routes: list[web.RouteDef] = []
-    if on_delivery is not None and delivery_path is not None:
-        routes.append(_route(receiver, "delivery", delivery_path, DELIVERY_ROUTE, token_param))
-    if on_moderation is not None and moderation_path is not None:
-        routes.append(
-            _route(receiver, "moderation", moderation_path, MODERATION_ROUTE, token_param)
-        )
-    if combined_path is not None:
-        routes.append(_route(receiver, "any", combined_path, COMBINED_ROUTE, token_param))
-    if not routes:
-        raise ValueError("no endpoint: give a handler with its path, or combined_path")
-    return routes
+    endpoints = webhook_endpoints(
+        delivery=on_delivery is not None,
+        moderation=on_moderation is not None,
+        delivery_path=delivery_path,
+        moderation_path=moderation_path,
+        combined_path=combined_path,
+        names=(DELIVERY_ROUTE, MODERATION_ROUTE, COMBINED_ROUTE),
+    )
+    receiver.warn_if_unprotected()
+    return [_route(receiver, endpoint, token_param) for endpoint in endpoints]
 
 
-def _route(
-    receiver: WebhookReceiver, kind: EndpointKind, path: str, name: str, token_param: str
-) -> web.RouteDef:
+def _route(receiver: WebhookReceiver, endpoint: WebhookEndpoint, token_param: str) -> web.RouteDef:
     async def receive_callback(request: web.Request) -> web.Response:
         answer = await receiver.receive(
-            kind,
-            token=request.query.get(token_param),
+            endpoint.kind,
+            token=request_token(endpoint.path, request.match_info, request.query, token_param),
             content_length=request.headers.get("Content-Length"),
+            content_type=request.headers.get("Content-Type"),
             body=request.content.iter_chunked(_READ_CHUNK),
+            peer=request.remote,
+            forwarded_for=forwarded_for(request.headers.getall("X-Forwarded-For", [])),
         )
         return web.Response(
             body=answer.content, status=answer.status, content_type="application/json"
         )
 
-    return web.post(path, receive_callback, name=name)
+    return web.post(endpoint.path, receive_callback, name=endpoint.name)
 
 
 def routee_client_ctx(

@@ -28,8 +28,11 @@
         return {"status": str(record.status.status if record.status else None)}
 
 Each endpoint answers 200 ``{"ok": true}`` once the handler returned, 400 for a malformed body,
-413 above ``max_body_size``, 403 for a missing or wrong token and 500 when the handler raised
-(see :mod:`routee_viber_async.webhooks._receiver` for the exact bodies).
+403 for a missing or wrong token (or a source outside ``allow_from``), 408 for a body that did
+not arrive within ``body_timeout``, 413 above ``max_body_size``, 415 for a non-JSON
+``Content-Type`` and 500 when the handler raised (see
+:mod:`routee_viber_async.webhooks._receiver` for the exact bodies). The OpenAPI schema documents
+the request bodies with the callbacks' JSON Schemas.
 """
 
 from __future__ import annotations
@@ -49,14 +52,25 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
     ) from exc
 
 from ..webhooks import (
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_REFRESH_EVERY,
     Deduplicator,
     DeliveryHandler,
-    EndpointKind,
     ModerationHandler,
+    Resolver,
+    SupportsTrackingGet,
     WebhookReceiver,
+    callback_json_schema,
 )
-from ._common import make_client
+from ._common import (
+    WebhookEndpoint,
+    forwarded_for,
+    has_path_token,
+    make_client,
+    request_token,
+    webhook_endpoints,
+)
 
 if TYPE_CHECKING:
     from .._client import RouteeViberClient
@@ -82,16 +96,33 @@ STATE_KEY: Final = "routee_client"
 _RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     200: {"description": 'Accepted: `{"ok": true}` (also for a dropped duplicate)'},
     400: {"description": "Malformed callback: the detail names the field"},
-    403: {"description": "Missing or wrong token"},
+    403: {"description": "Missing or wrong token, or a source outside `allow_from`"},
+    408: {"description": "The body did not arrive within `body_timeout`"},
     413: {"description": "Body above the size limit"},
+    415: {"description": "A Content-Type that is not JSON"},
     500: {"description": "The handler raised: Routee will retry"},
+    503: {"description": "With `verify_with`: tracking could not be read, Routee will retry"},
 }
-_REQUEST_BODY: Final[dict[str, Any]] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"type": "object"}}},
+_PATH_TOKEN_PARAMETER: Final[dict[str, Any]] = {
+    "name": "token",
+    "in": "path",
+    "required": True,
+    "description": "The shared secret",
+    "schema": {"type": "string"},
+}
+
+
+def _openapi_extra(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    """The operation's request body (the callback's JSON Schema) and path-token parameter."""
+    extra: dict[str, Any] = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": callback_json_schema(endpoint.kind)}},
+        }
     }
-}
+    if has_path_token(endpoint.path):
+        extra["parameters"] = [_PATH_TOKEN_PARAMETER]
+    return extra
 
 
 def webhook_router(
@@ -105,6 +136,12 @@ def webhook_router(
     combined_path: str | None = None,
     deduplicator: Deduplicator | None = None,
     token_param: str = "token",
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    verify_with: SupportsTrackingGet | None = None,
+    allow_from: Iterable[str] | None = None,
+    trusted_proxies: Iterable[str] = (),
+    resolver: Resolver | None = None,
+    refresh_every: float = DEFAULT_REFRESH_EVERY,
     include_in_schema: bool = True,
     tags: Sequence[str | Enum] | None = None,
     **router_options: Any,
@@ -117,10 +154,17 @@ def webhook_router(
       handler is acknowledged and dropped.
 
     Handlers are coroutine functions (or plain functions, such as ``DeliveryWaiter.feed``)
-    taking the parsed callback. ``secret``: POSTs must carry ``?{token_param}=SECRET`` (build the
-    URL with :func:`routee_viber_async.webhooks.with_token`; keep the server's access log from
-    recording it). ``deduplicator``: repeated callbacks are answered 200 without calling the
-    handler. ``router_options`` go to ``APIRouter`` (``prefix``, ``dependencies``, ...).
+    taking the parsed callback. ``secret``: POSTs must carry it, as the ``{token}`` segment of a
+    path such as ``"/routee/delivery/{token}"`` (recommended: build the URL with
+    ``request.url_for(DELIVERY_ROUTE, token=SECRET)``) or else as ``?{token_param}=SECRET``
+    (:func:`routee_viber_async.webhooks.with_token`); keep it out of the access log with
+    :class:`~routee_viber_async.webhooks.RedactTokenFilter`. Without ``secret`` a warning is
+    logged once when the application starts. ``deduplicator``: repeated callbacks are answered
+    200 without calling the handler. ``verify_with``, ``allow_from``, ``trusted_proxies``,
+    ``resolver``, ``refresh_every`` and ``body_timeout``: see
+    :class:`~routee_viber_async.webhooks.WebhookReceiver` (the peer is ``request.client``, which
+    uvicorn's ``--proxy-headers`` may already have taken from ``X-Forwarded-For``).
+    ``router_options`` go to ``APIRouter`` (``prefix``, ``dependencies``, ...).
     """
     receiver = WebhookReceiver(
         on_delivery=on_delivery,
@@ -128,50 +172,69 @@ def webhook_router(
         secret=secret,
         max_body_size=max_body_size,
         deduplicator=deduplicator,
+        body_timeout=body_timeout,
+        verify_with=verify_with,
+        allow_from=allow_from,
+        trusted_proxies=trusted_proxies,
+        resolver=resolver,
+        refresh_every=refresh_every,
     )
-    router = APIRouter(tags=list(tags) if tags is not None else ["routee"], **router_options)
-    routes: list[tuple[str, EndpointKind, str, str]] = []
-    if on_delivery is not None and delivery_path is not None:
-        routes.append((delivery_path, "delivery", DELIVERY_ROUTE, "Routee delivery callback"))
-    if on_moderation is not None and moderation_path is not None:
-        routes.append(
-            (moderation_path, "moderation", MODERATION_ROUTE, "Routee moderation callback")
-        )
-    if combined_path is not None:
-        routes.append((combined_path, "any", COMBINED_ROUTE, "Routee callback (either kind)"))
-    if not routes:
-        raise ValueError("no endpoint: give a handler with its path, or combined_path")
-    for path, kind, name, summary in routes:
+    endpoints = webhook_endpoints(
+        delivery=on_delivery is not None,
+        moderation=on_moderation is not None,
+        delivery_path=delivery_path,
+        moderation_path=moderation_path,
+        combined_path=combined_path,
+        names=(DELIVERY_ROUTE, MODERATION_ROUTE, COMBINED_ROUTE),
+    )
+
+    @asynccontextmanager
+    async def warn_at_startup(_: Any) -> AsyncIterator[None]:
+        receiver.warn_if_unprotected()
+        yield
+
+    router = APIRouter(
+        tags=list(tags) if tags is not None else ["routee"],
+        lifespan=warn_at_startup,
+        **router_options,
+    )
+    for endpoint in endpoints:
         router.add_api_route(
-            path,
-            _endpoint(receiver, kind, token_param),
+            endpoint.path,
+            _endpoint(receiver, endpoint, token_param),
             methods=["POST"],
-            name=name,
-            summary=summary,
+            name=endpoint.name,
+            summary=endpoint.summary,
             response_class=Response,
             responses=_RESPONSES,
-            openapi_extra=_REQUEST_BODY,
+            openapi_extra=_openapi_extra(endpoint),
             include_in_schema=include_in_schema,
         )
     return router
 
 
 def _endpoint(
-    receiver: WebhookReceiver, kind: EndpointKind, token_param: str
+    receiver: WebhookReceiver, endpoint: WebhookEndpoint, token_param: str
 ) -> Callable[[Request], Any]:
     async def receive_callback(request: Request) -> Response:
+        client = request.client
         try:
             answer = await receiver.receive(
-                kind,
-                token=request.query_params.get(token_param),
+                endpoint.kind,
+                token=request_token(
+                    endpoint.path, request.path_params, request.query_params, token_param
+                ),
                 content_length=request.headers.get("content-length"),
+                content_type=request.headers.get("content-type"),
                 body=request.stream(),
+                peer=client.host if client is not None else None,
+                forwarded_for=forwarded_for(request.headers.getlist("x-forwarded-for")),
             )
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is listening any more
         return Response(answer.content, status_code=answer.status, media_type="application/json")
 
-    receive_callback.__name__ = f"routee_{kind}_callback"
+    receive_callback.__name__ = f"routee_{endpoint.kind}_callback"
     return receive_callback
 
 

@@ -15,7 +15,10 @@ value). Routee retries a callback until it gets a 2xx, so drop repeats by ``call
 
 Ready-made endpoints: :func:`routee_viber_async.integrations.fastapi.webhook_router` and
 :func:`routee_viber_async.integrations.aiohttp.webhook_routes` (this module imports neither
-framework).
+framework). Routee does not sign callbacks: protect them with a secret in the URL (a path token
+is recommended), keep it out of the access log with :class:`RedactTokenFilter`, and optionally
+confirm final statuses with ``verify_with=client`` and restrict sources with ``allow_from=``
+(:class:`SourceAllowlist`, :data:`ROUTEE_CALLBACK_HOST`).
 """
 
 import attrs as _attrs
@@ -30,18 +33,33 @@ from ._parse import (
     parse_moderation_callback,
 )
 from ._receiver import (
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_BODY_SIZE,
     DeliveryHandler,
     EndpointKind,
     ModerationHandler,
+    SupportsTrackingGet,
     WebhookAnswer,
     WebhookReceiver,
+    is_json_content_type,
     with_token,
+)
+from ._redact import DEFAULT_TOKEN_PATHS, RedactTokenFilter
+from ._schema import callback_json_schema
+from ._sources import (
+    DEFAULT_REFRESH_EVERY,
+    ROUTEE_CALLBACK_HOST,
+    Resolver,
+    SourceAllowlist,
 )
 from ._waiter import DeliveryOutcome, DeliveryWaiter, SupportsTracking
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_REFRESH_EVERY",
+    "DEFAULT_TOKEN_PATHS",
+    "ROUTEE_CALLBACK_HOST",
     "CallbackBody",
     "CallbackKind",
     "Deduplicator",
@@ -50,10 +68,16 @@ __all__ = [
     "DeliveryWaiter",
     "EndpointKind",
     "ModerationHandler",
+    "RedactTokenFilter",
+    "Resolver",
+    "SourceAllowlist",
     "SupportsTracking",
+    "SupportsTrackingGet",
     "WebhookAnswer",
     "WebhookReceiver",
+    "callback_json_schema",
     "callback_kind",
+    "is_json_content_type",
     "parse_callback",
     "parse_delivery_callback",
     "parse_moderation_callback",
@@ -62,6 +86,13 @@ __all__ = [
 
 # Reprs and tracebacks read ``routee_viber_async.webhooks.X`` (annotations resolved first).
 _attrs.resolve_types(WebhookAnswer)
-for _cls in (Deduplicator, DeliveryWaiter, WebhookAnswer, WebhookReceiver):
+for _cls in (
+    Deduplicator,
+    DeliveryWaiter,
+    RedactTokenFilter,
+    SourceAllowlist,
+    WebhookAnswer,
+    WebhookReceiver,
+):
     _cls.__module__ = __name__
 del _cls

@@ -236,8 +236,39 @@ async def test_the_example_service_against_the_sandbox(
     assert answer["delivered"] is True
     assert answer["via"] == "callback"
     message = sandbox.message(answer["tracking_id"])
-    assert message.callback_url == f"{base}/routee/delivery?token={SECRET}"
+    assert message.callback_url == f"{base}/routee/delivery/{SECRET}"
     assert sandbox.callbacks_sent == 2  # SENT and DELIVERED, each accepted at once
     assert sandbox.callbacks_failed == 0
     assert invalid[0] == 422
     assert "482910" not in invalid[1]
+
+
+async def test_verify_with_the_client_drops_forged_final_statuses(
+    serve_webhooks: ServeWebhooks,
+) -> None:
+    async with (
+        Sandbox(**{**FAST, "failed_share": 1.0}) as sandbox,
+        RouteeViberClient(
+            credentials=sandbox.credentials, base_url=sandbox.base_url, auth_url=sandbox.auth_url
+        ) as client,
+        aiohttp.ClientSession() as http,
+    ):
+        template_id = (await approved_template(client, sandbox)).template_id
+        handlers = Handlers(DeliveryWaiter(fallback_after=None))
+        async with serve_webhooks(
+            on_delivery=handlers.on_delivery, deduplicator=Deduplicator(), verify_with=client
+        ) as base:
+            url = f"{base}/routee/delivery"
+            sent = await client.messages.send(otp(sandbox, template_id, url))
+            outcome = await handlers.waiter.wait(sent.tracking_id, timeout=5)
+            await sandbox.wait_idle()
+            answers = []
+            for tracking_id in (sent.tracking_id, "no-such-tracking-id"):
+                forged = {"trackingId": tracking_id, "status": {"name": "DELIVERED"}}
+                async with http.post(url, json=forged) as response:
+                    answers.append((response.status, await response.json()))
+    assert isinstance(outcome, DeliveryCallback)
+    assert outcome.status.name is DeliveryStatus.FAILED  # the genuine one, confirmed
+    assert [c.status.name for c in handlers.deliveries] == ["SENT", "FAILED"]
+    assert answers == [(200, {"ok": True})] * 2  # answered, never handled
+    assert sandbox.callbacks_failed == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -20,12 +21,22 @@ ServeWebhooks = Callable[..., AbstractAsyncContextManager[str]]
 
 
 @asynccontextmanager
-async def serve_asgi(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on a free loopback port; yields its base URL."""
+async def serve_asgi(app: Any, *, access_log: bool = False) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port; yields its base URL.
+
+    uvicorn's own ``X-Forwarded-For`` handling is off: the tests send that header to check the
+    receiver's ``trusted_proxies``, and ``request.client`` must stay the real peer.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level="info" if access_log else "warning",
+        access_log=access_log,
+        proxy_headers=False,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -42,9 +53,13 @@ async def serve_asgi(app: Any) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def serve_aiohttp(app: web.Application) -> AsyncIterator[str]:
-    """Serve an aiohttp app on a free loopback port; yields its base URL."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+async def serve_aiohttp(app: web.Application, *, access_log: bool = False) -> AsyncIterator[str]:
+    """Serve an aiohttp app on a free loopback port; yields its base URL.
+
+    With ``access_log``, requests are logged as aiohttp does by default (``aiohttp.access``).
+    """
+    logger = logging.getLogger("aiohttp.access") if access_log else None
+    runner = web.AppRunner(app, access_log=logger, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -56,16 +71,16 @@ async def serve_aiohttp(app: web.Application) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def serve_fastapi_router(**options: Any) -> AsyncIterator[str]:
+async def serve_fastapi_router(access_log: bool = False, **options: Any) -> AsyncIterator[str]:
     app = FastAPI()
     app.include_router(webhook_router(**options))
-    async with serve_asgi(app) as url:
+    async with serve_asgi(app, access_log=access_log) as url:
         yield url
 
 
 @asynccontextmanager
-async def serve_aiohttp_routes(**options: Any) -> AsyncIterator[str]:
+async def serve_aiohttp_routes(access_log: bool = False, **options: Any) -> AsyncIterator[str]:
     app = web.Application()
     app.add_routes(webhook_routes(**options))
-    async with serve_aiohttp(app) as url:
+    async with serve_aiohttp(app, access_log=access_log) as url:
         yield url
