@@ -169,7 +169,7 @@ def test_a_snapshot_refuses_bytes_changed_after_the_check(tmp_path: Path, edit: 
     data = path.read_bytes()
     if edit == "rewrite":  # one digit changed in the fourth MiB, in place
         at = 3 * (1 << 20) + 100
-        path.write_bytes(data[:at] + (b"7" if data[at:at + 1] != b"7" else b"8") + data[at + 1:])
+        path.write_bytes(data[:at] + (b"7" if data[at : at + 1] != b"7" else b"8") + data[at + 1 :])
     elif edit == "append":
         path.write_bytes(data + b"+306999999999,1\n")
     else:

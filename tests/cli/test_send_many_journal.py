@@ -2,6 +2,9 @@
 one journal, a crash between a results line and its mark, ``--retry-failed``, an interrupted
 ``--resend-unknown``, a journal that cannot be written, an input edited during a run."""
 
+# The fixtures imported from test_send_many_cli (sandbox, template) are taken by name.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_send_many_cli import (  # noqa: F401 - the fixtures are used by name
+from test_send_many_cli import (  # noqa: F401
     output_lines,
     pin_for,
     run_cli,
@@ -261,8 +264,7 @@ async def test_an_interrupted_resend_unknown_run_leaves_one_line_per_row(
     # Rows 0-9 have an unknown outcome (as after a run killed while they were in flight).
     edit_journal(
         input_path,
-        "UPDATE rows SET state = 'unknown', status = 'unknown', tracking_id = NULL "
-        "WHERE idx < 10",
+        "UPDATE rows SET state = 'unknown', status = 'unknown', tracking_id = NULL WHERE idx < 10",
     )
     old_seq = {i: row["seq"] for i, row in journal_rows(input_path).items()}
 
