@@ -14,7 +14,7 @@ import io
 import os
 import signal
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +253,25 @@ async def test_the_mismatch_message_says_what_deleting_would_do_and_a_safe_way(
 # -- 4. an interrupted --resend-unknown run keeps one line per row -----------------------------
 
 
+async def wait_for(condition: Callable[[], bool], process: asyncio.subprocess.Process) -> None:
+    for _ in range(3000):
+        if condition():
+            return
+        assert process.returncode is None, "the run ended before it could be interrupted"
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition was never met")
+
+
+async def read_until(process: asyncio.subprocess.Process, text: bytes) -> None:
+    """Read the run's stderr until ``text`` (the run has taken the signal)."""
+    assert process.stderr is not None
+    seen = b""
+    while text not in seen:
+        chunk = await asyncio.wait_for(process.stderr.read(4096), timeout=30)
+        assert chunk, f"stderr ended before {text!r}: {seen!r}"
+        seen += chunk
+
+
 async def test_an_interrupted_resend_unknown_run_leaves_one_line_per_row(
     tmp_path: Path, sandbox: Sandbox, template: Template
 ) -> None:
@@ -270,17 +289,19 @@ async def test_an_interrupted_resend_unknown_run_leaves_one_line_per_row(
 
     slow = [*args, "--resend-unknown", "--concurrency", "1", "--rate", "4"]
     process = await start_cli(sandbox, *slow)
-    for _ in range(3000):  # until a resent row has its new line
-        if any(line["seq"] != old_seq[line["index"]] for line in output_lines(input_path)):
-            break
-        assert process.returncode is None, "the run ended before it could be interrupted"
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError("no resent row got its line")
+    await wait_for(  # until a resent row has its new line
+        lambda: any(line["seq"] != old_seq[line["index"]] for line in output_lines(input_path)),
+        process,
+    )
+    # The next reply takes seconds: a resend is in flight when the run is told to leave at once.
+    sandbox.set_faults({"slow_reply": 1.0, "slow_reply_delay": 5.0})
+    await wait_for(lambda: sandbox.fault_counts.get("slow_reply", 0) >= 1, process)
     process.send_signal(signal.SIGINT)
-    process.send_signal(signal.SIGINT)  # leave at once
+    await read_until(process, b"stopping after the sends in flight")
+    process.send_signal(signal.SIGINT)  # taken apart from the first: leave at once
     await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 130
+    sandbox.set_faults(None)
 
     rows = journal_rows(input_path)
     per_index = lines_per_index(input_path)
