@@ -63,16 +63,15 @@ def reconcile(path: Path | None, journal: Journal, left_out: frozenset[str] = fr
 
 
 def _reconcile_file(path: Path, journal: Journal, wanted: frozenset[str]) -> None:
-    present = _lines_by_index(path)
-    clean = all(len(lines) == 1 for lines in present.values())
+    present, clean = _line_hashes(path)
     missing: list[RowRecord] = []
     for record in journal.all_rows():
-        lines = present.pop(record.index, None)
+        line_hash = present.pop(record.index, None)
         if record.state not in wanted:
-            clean = clean and lines is None
-        elif lines is None:
+            clean = clean and line_hash is None
+        elif line_hash is None:
             missing.append(record)
-        elif lines != [_line(record)]:
+        elif line_hash != hash(_line(record)):  # a stale line: not the row's latest outcome
             clean = False
     if present:
         raise ForeignResults(
@@ -85,8 +84,11 @@ def _reconcile_file(path: Path, journal: Journal, wanted: frozenset[str]) -> Non
         _rewrite(path, (r for r in journal.all_rows() if r.state in wanted))
 
 
-def _lines_by_index(path: Path) -> dict[int, list[bytes]]:
-    present: dict[int, list[bytes]] = {}
+def _line_hashes(path: Path) -> tuple[dict[int, int], bool]:
+    """Each line's hash by its row index (a hash, not the line: a few bytes a row), and whether
+    no row has two lines."""
+    present: dict[int, int] = {}
+    single = True
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             try:
@@ -98,8 +100,9 @@ def _lines_by_index(path: Path) -> dict[int, list[bytes]]:
                     f"--output {path}: line {number} is not a send-many results line; "
                     "give another --output"
                 )
-            present.setdefault(index, []).append(line)
-    return present
+            single = single and index not in present
+            present[index] = hash(line)
+    return present, single
 
 
 def _line(record: RowRecord) -> bytes:
@@ -126,11 +129,16 @@ def _rewrite(path: Path, records: Iterable[RowRecord]) -> None:
 
 def _drop_partial_last_line(path: Path) -> None:
     """A run killed mid-write may leave half a line: cut it (reconciliation writes it whole)."""
-    if path.stat().st_size == 0:
-        return
+    end = path.stat().st_size
     with path.open("rb+") as handle:
-        handle.seek(-1, os.SEEK_END)
-        if handle.read(1) == b"\n":
-            return
-        data = path.read_bytes()
-        handle.truncate(data.rfind(b"\n") + 1)
+        keep = end
+        while keep > 0:  # back from the end, a block at a time, to the last newline
+            start = max(0, keep - 65536)
+            handle.seek(start)
+            newline = handle.read(keep - start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            keep = start
+        if keep != end:
+            handle.truncate(keep)

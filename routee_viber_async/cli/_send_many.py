@@ -43,7 +43,7 @@ from .._responses import Template
 from .._seq import next_seq
 from ..resources import SendOutcome
 from ._input import InputChanged, InputError, InputRow, InputSnapshot
-from ._journal import FAILED, SENT, UNKNOWN, Journal, JournalMismatch, RowRecord
+from ._journal import FAILED, PENDING, SENT, UNKNOWN, Journal, JournalMismatch, RowRecord
 from ._lock import JournalBusy, JournalLock
 from ._progress import make_progress
 from ._results import ForeignResults, ResultsFile, reconcile
@@ -248,7 +248,10 @@ class SendMany:
             except sqlite3.Error as exc:
                 stop_for(self._journal_failure(journal, exc))
 
-        output = ResultsFile(self.output)
+        try:
+            output = ResultsFile(self.output)
+        except OSError as exc:
+            raise UsageError(f"--output {self.output}: cannot write it ({exc.strerror})") from None
         # A second Ctrl-C leaves at once: the results file gets the lines of the rows whose
         # line was taken out to resend them and that were not resent yet.
         stop.on_leave = lambda: reconcile(self.output, journal)
@@ -271,18 +274,20 @@ class SendMany:
             output.close()
         try:
             reconcile(self.output, journal)
-            counts = journal.counts()
         except sqlite3.Error as exc:
-            print(f"routee-viber send-many: {self._journal_failure(journal, exc)}", file=err)
-            return EXIT_FAILED
+            failure.append(self._journal_failure(journal, exc))
         except OSError as exc:
             failure.append(f"--output {self.output}: cannot write it ({exc.strerror})")
-            counts = journal.counts()
         if failure:
             print(f"routee-viber send-many: {failure[0]}", file=err)
+        try:
+            counts = journal.counts()
+        except sqlite3.Error:
+            return EXIT_FAILED  # the failure above said why
         print(
             f"routee-viber send-many: {counts.get(SENT, 0)} sent, {counts.get(FAILED, 0)} "
-            f"failed, {counts.get(UNKNOWN, 0)} unknown, "
+            # A row still pending (its outcome could not be recorded) is unknown too.
+            f"failed, {counts.get(UNKNOWN, 0) + counts.get(PENDING, 0)} unknown, "
             f"{total - sum(counts.values())} not yet sent, of {total}",
             file=err,
         )

@@ -12,6 +12,7 @@ import collections
 import fcntl
 import io
 import os
+import re
 import signal
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -398,6 +399,9 @@ async def test_a_full_journal_mid_run_exits_1_with_the_journal_consistent(
     assert code == 1, text
     assert "database or disk is full" in text
     assert str(journal_of(input_path)) in text
+    summary = re.search(r"(\d+) sent, (\d+) failed, (\d+) unknown, (\d+) not yet sent", text)
+    assert summary is not None, text
+    assert sum(int(n) for n in summary.groups()) == 400  # every row in one category
     monkeypatch.undo()
 
     rows = journal_rows(input_path)
