@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send again the rows whose outcome is unknown (they may be delivered twice)",
     )
+    many.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="send again the rows that certainly failed (Routee refused them or was never "
+        "reached); never the unknown ones",
+    )
 
     send = commands.add_parser("send", help="send one template message")
     send.add_argument("--sender", required=True, help="senderInfoTrackingId")
@@ -162,6 +168,7 @@ async def _run(args: argparse.Namespace) -> int:
             output=args.output,
             journal=args.journal,
             resend_unknown=args.resend_unknown,
+            retry_failed=args.retry_failed,
         )
         return await job.run(_client_from_env)
     return await run_command(args, _client_from_env)

@@ -2,25 +2,44 @@
 
 Rows are read lazily, one at a time, so a million-row file is never held in memory. Bad input
 raises :class:`InputError` with the row number and the reason.
+
+``send-many`` reads its input twice: once to check every row (the preflight) and once to send.
+:class:`InputSnapshot` makes the second read one of exactly the bytes the first one checked: the
+first read records a SHA-256 of each 1 MiB chunk (and of the whole file, the journal's
+fingerprint), and the second checks each chunk against it before a row is parsed from it. An
+input edited in between raises :class:`InputChanged` instead of sending unchecked rows.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterator
+import io
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from .. import _json
+__all__ = [
+    "InputChanged",
+    "InputError",
+    "InputRow",
+    "InputSnapshot",
+    "fingerprint_file",
+    "read_rows",
+]
 
-__all__ = ["InputError", "InputRow", "fingerprint_file", "read_rows"]
+_CHUNK = 1 << 20
 
 
 class InputError(Exception):
     """The input file cannot be used; the message names the row (1-based data rows) and why."""
+
+
+class InputChanged(InputError):
+    """The input file is no longer the one that was checked."""
 
 
 @attrs.frozen
@@ -35,12 +54,58 @@ class InputRow:
 
 def read_rows(path: Path) -> Iterator[InputRow]:
     """The rows of a ``.csv`` or ``.jsonl``/``.ndjson`` file, in order (0-based ``index``)."""
+    return _parse(path, lambda index, chunk: None)
+
+
+class InputSnapshot:
+    """An input file read once to be checked, then read again as exactly the same bytes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._digests: list[bytes] = []
+        self._whole = hashlib.sha256()
+        self._complete = False
+
+    @property
+    def sha256(self) -> str:
+        """The SHA-256 of the file as first read (what :func:`fingerprint_file` gives)."""
+        assert self._complete, "the first read has not ended"
+        return self._whole.hexdigest()
+
+    def first_read(self) -> Iterator[InputRow]:
+        """The rows, recording the digests of the bytes they were read from."""
+        assert not self._digests, "an input is read first only once"
+        yield from _parse(self.path, self._record)
+        self._complete = True
+
+    def rows(self) -> Iterator[InputRow]:
+        """The rows again; raises :class:`InputChanged` before a row from changed bytes."""
+        assert self._complete, "the first read has not ended"
+        return _parse(self.path, self._verify)
+
+    def _record(self, index: int, chunk: bytes) -> None:
+        self._digests.append(hashlib.sha256(chunk).digest())
+        self._whole.update(chunk)
+
+    def _verify(self, index: int, chunk: bytes) -> None:
+        expected = self._digests[index] if index < len(self._digests) else None
+        if expected != hashlib.sha256(chunk).digest():
+            raise InputChanged(
+                f"{self.path} changed after it was checked (from byte {index * _CHUNK} on): "
+                "stopped before sending a row that was not checked; restore the file as it "
+                "was and run again to send the rest"
+            )
+
+
+def _parse(path: Path, on_chunk: Callable[[int, bytes], None]) -> Iterator[InputRow]:
     suffix = path.suffix.lower()
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        file = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with handle:
+    with file:
+        raw = _ChunkReader(file, on_chunk)
+        handle = io.TextIOWrapper(io.BufferedReader(raw, _CHUNK), "utf-8-sig", newline="")
         try:
             if suffix in (".jsonl", ".ndjson", ".json"):
                 yield from _read_jsonl(handle)
@@ -50,6 +115,44 @@ def read_rows(path: Path) -> Iterator[InputRow]:
                 raise InputError(f"{path}: unknown input format (use .csv or .jsonl)")
         except UnicodeDecodeError:
             raise InputError(f"{path}: not UTF-8 text") from None
+        raw.drain()
+
+
+class _ChunkReader(io.RawIOBase):
+    """A binary file read in whole chunks, each handed to ``on_chunk`` before any of its bytes
+    is served (``on_chunk`` may raise to refuse it); the empty read at the end is one too."""
+
+    def __init__(self, file: io.BufferedReader, on_chunk: Callable[[int, bytes], None]) -> None:
+        self._file = file
+        self._on_chunk = on_chunk
+        self._chunk = b""
+        self._served = 0
+        self._count = 0
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._served == len(self._chunk):
+            if self._ended:
+                return 0
+            self._next_chunk()
+        size = min(len(buffer), len(self._chunk) - self._served)
+        buffer[:size] = self._chunk[self._served : self._served + size]
+        self._served += size
+        return size
+
+    def drain(self) -> None:
+        """Read (and hand over) the rest of the file, up to the end."""
+        while not self._ended:
+            self._next_chunk()
+
+    def _next_chunk(self) -> None:
+        chunk = self._file.read(_CHUNK)
+        self._on_chunk(self._count, chunk)
+        self._count += 1
+        self._chunk, self._served, self._ended = chunk, 0, chunk == b""
 
 
 def _read_csv(handle: Any, delimiter: str) -> Iterator[InputRow]:
@@ -79,6 +182,22 @@ def _read_csv(handle: Any, delimiter: str) -> Iterator[InputRow]:
         yield InputRow(index, line, cells[to_column].strip(), params)
 
 
+class _Number(str):
+    """A JSON number as the text it was written as: ``1e3`` stays "1e3", a long pin keeps every
+    digit (a float or an int would rewrite both)."""
+
+
+class _NotANumber:
+    """``NaN``, ``Infinity`` or ``-Infinity``: not JSON, refused with the field's name."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _decode(line: str) -> Any:
+    return json.loads(line, parse_int=_Number, parse_float=_Number, parse_constant=_NotANumber)
+
+
 def _read_jsonl(handle: Any) -> Iterator[InputRow]:
     index = 0
     for line_number, line in enumerate(handle, start=1):
@@ -86,23 +205,26 @@ def _read_jsonl(handle: Any) -> Iterator[InputRow]:
             continue
         where = f"row {index + 1} (line {line_number})"
         try:
-            data = _json.loads(line)
-        except _json.JSONDecodeError:
+            data = _decode(line)
+        except ValueError:
             raise InputError(f"{where}: not valid JSON") from None
         if not isinstance(data, dict):
             raise InputError(f"{where}: expected a JSON object")
         to = data.get("to")
-        if not isinstance(to, str):
+        if not isinstance(to, str) or isinstance(to, _Number):
             raise InputError(f"{where}: 'to' is missing or not a string")
         params = data.get("templateParams", {})
         if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
             raise InputError(f"{where}: 'templateParams' must be an object")
         for name, value in params.items():
-            if not isinstance(value, str | int | float) or isinstance(value, bool):
+            if isinstance(value, _NotANumber):
+                raise InputError(f"{where}: parameter {name}: {value.text} is not a JSON number")
+            if not isinstance(value, str):
                 raise InputError(f"{where}: parameter {name} must be a string or number")
         unknown = set(data) - {"to", "templateParams"}
         if unknown:
             raise InputError(f"{where}: unknown keys {sorted(unknown)}")
+        # str() of a _Number is a plain str holding the number's text as written.
         yield InputRow(index, line_number, to.strip(), {k: str(v) for k, v in params.items()})
         index += 1
 

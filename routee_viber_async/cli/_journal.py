@@ -9,7 +9,10 @@ moved to a final state when its outcome is known:
   connection, 500/502/504). A ``pending`` row found by a later run is ``unknown`` too: the
   previous run crashed or was killed while it was in flight.
 
-A rerun skips ``sent`` and ``failed`` rows and never resends ``unknown`` ones unless asked to.
+A rerun skips ``sent`` and ``failed`` rows and never resends ``unknown`` ones unless asked to
+(``--retry-failed`` resends the ``failed`` ones). ``emitted`` says that the row's current outcome
+has its line in the results file; it is set only after the line was written and flushed, so a
+crash in between leaves a row the next run's reconciliation checks against the file.
 No pin is ever written here: rows hold the recipient, the seq and the outcome only.
 """
 
@@ -23,13 +26,15 @@ from typing import Any
 
 import attrs
 
-__all__ = ["FINAL_STATES", "Journal", "JournalMismatch", "RowRecord"]
+__all__ = ["FINAL_STATES", "OUTCOME_STATES", "Journal", "JournalMismatch", "RowRecord"]
 
 PENDING = "pending"
 SENT = "sent"
 FAILED = "failed"
 UNKNOWN = "unknown"
 FINAL_STATES = frozenset({SENT, FAILED})
+#: The states of a row whose outcome is recorded: each has one line in the results file.
+OUTCOME_STATES = frozenset({SENT, FAILED, UNKNOWN})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -94,7 +99,7 @@ class Journal:
         Raises :class:`JournalMismatch` when the journal was written for another input or
         other settings (template, sender, language).
         """
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db = _connect(path)
         # WAL with NORMAL sync: each commit is durable against a process crash (the journal's
         # purpose) without an fsync per row.
         db.execute("PRAGMA journal_mode=WAL")
@@ -103,6 +108,10 @@ class Journal:
         journal = cls(db, path)
         try:
             journal._check_fingerprint(fingerprint)
+            # A write that changes nothing: a read-only journal fails here, before any send,
+            # rather than at the first row.
+            with db:
+                db.execute("UPDATE meta SET value = value")
         except BaseException:
             db.close()
             raise
@@ -118,9 +127,14 @@ class Journal:
             return
         differing = sorted(k for k in fingerprint if stored.get(k) != fingerprint[k])
         if differing:
+            (started,) = self._db.execute(
+                "SELECT COUNT(*) FROM rows WHERE state != ?", (FAILED,)
+            ).fetchone()
             raise JournalMismatch(
                 f"journal {self.path} was written for another run (differs in: "
-                f"{', '.join(differing)}); use another --journal or delete it"
+                f"{', '.join(differing)}). Deleting it would send every row again, the "
+                f"{started} already sent or possibly sent included. To finish that run, "
+                "restore its input and settings; for a genuinely new run, give a new --journal"
             )
 
     def close(self) -> None:
@@ -159,7 +173,7 @@ class Journal:
             self._db.execute(
                 "INSERT INTO rows (idx, recipient, seq, state, updated) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(idx) DO UPDATE SET seq = excluded.seq, state = excluded.state, "
-                "updated = excluded.updated",
+                "emitted = 0, updated = excluded.updated",
                 (index, to, seq, PENDING, time.time()),
             )
 
@@ -173,11 +187,12 @@ class Journal:
         error: str | None,
         attempts: int,
     ) -> RowRecord:
-        """Record a row's outcome and mark its output line as written; returns the row."""
+        """Record a row's outcome (its line is not written yet: :meth:`mark_emitted` after it
+        is); returns the row."""
         with self._db:
             self._db.execute(
                 "UPDATE rows SET state = ?, tracking_id = ?, status = ?, error = ?, "
-                "attempts = ?, emitted = 1, updated = ? WHERE idx = ?",
+                "attempts = ?, emitted = 0, updated = ? WHERE idx = ?",
                 (state, tracking_id, status, error, attempts, time.time(), index),
             )
         record = next(self._records("SELECT * FROM rows WHERE idx = ?", index), None)
@@ -190,6 +205,14 @@ class Journal:
         with self._db:
             self._db.execute("UPDATE rows SET emitted = 1 WHERE idx = ?", (index,))
 
+    def mark_all_emitted(self, left_out: frozenset[str]) -> None:
+        """After a reconciliation: the rows with an outcome have their line, except those in a
+        ``left_out`` state (to be sent again), and the rows in flight have none."""
+        states = sorted(OUTCOME_STATES - left_out)
+        marks = ", ".join("?" for _ in states)
+        with self._db:
+            self._db.execute(f"UPDATE rows SET emitted = (state IN ({marks}))", states)
+
     def all_rows(self) -> Iterator[RowRecord]:
         """Every row in input order."""
         return self._records("SELECT * FROM rows ORDER BY idx")
@@ -197,3 +220,7 @@ class Journal:
     def counts(self) -> dict[str, int]:
         """How many rows are in each state."""
         return dict(self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state").fetchall())
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)

@@ -2,14 +2,19 @@
 
 The run, in order:
 
+0. lock the journal (``JOURNAL.lock``) for the whole run: a second run on it refuses at once;
 1. preflight: fetch the template (it must exist and be approved) and check every input row
    against it locally, so a wrong template, language or parameter set stops the run within
-   seconds, before anything is sent (exit 2);
+   seconds, before anything is sent (exit 2); the send pass reads exactly the bytes checked;
 2. open the journal (refusing one written for another input or other settings) and resume:
    rows a previous run finished are skipped, rows it left in flight are *unknown* and not resent
-   unless ``--resend-unknown``;
+   unless ``--resend-unknown`` (``--retry-failed`` resends those that certainly failed); the
+   results file is reconciled with the journal (one line per row with an outcome);
 3. fan out, recording each row's ``seq`` in the journal before its first attempt and its outcome
-   (plus one line in the results file) when known. Ambiguous sends are never retried.
+   when known, then its line in the results file. Ambiguous sends are never retried.
+
+A journal or results file that cannot be written stops the run: before the first send it is
+exit 2; later, the sends in flight drain, the journal stays consistent, and the exit is 1.
 
 The first SIGINT/SIGTERM stops new sends and drains those in flight (exit 130); a second exits
 at once, the journal still consistent (rows in flight stay ``pending``, i.e. unknown).
@@ -18,6 +23,7 @@ at once, the journal still consistent (rows in flight stay ``pending``, i.e. unk
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import signal
@@ -25,11 +31,10 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import attrs
 
-from .. import _json
 from .._client import RouteeViberClient
 from .._config import RetryPolicy
 from .._errors import NotFoundError, RouteeError, ValidationError
@@ -37,9 +42,11 @@ from .._requests import SendMessage
 from .._responses import Template
 from .._seq import next_seq
 from ..resources import SendOutcome
-from ._input import InputError, InputRow, fingerprint_file, read_rows
-from ._journal import FAILED, SENT, UNKNOWN, Journal, JournalMismatch, RowRecord
+from ._input import InputChanged, InputError, InputRow, InputSnapshot
+from ._journal import FAILED, PENDING, SENT, UNKNOWN, Journal, JournalMismatch, RowRecord
+from ._lock import JournalBusy, JournalLock
 from ._progress import make_progress
+from ._results import ForeignResults, ResultsFile, reconcile
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "SendMany"]
 
@@ -66,6 +73,7 @@ class SendMany:
     output: Path | None = None
     journal: Path | None = None
     resend_unknown: bool = False
+    retry_failed: bool = False
 
     @property
     def journal_path(self) -> Path:
@@ -95,23 +103,39 @@ class SendMany:
                 raise UsageError("--concurrency must be at least 1")
             if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
                 raise UsageError("--rate must be a positive number")
-            retry = RetryPolicy(retry_ambiguous_sends=False)
-            stop = _StopSignal()
-            # Installed until the client is closed: a Ctrl-C that came after the sends but
-            # before the close would otherwise raise KeyboardInterrupt in the middle of it and
-            # leave its connections open.
-            with stop.installed():
-                async with client_factory(retry=retry, max_concurrency=self.concurrency) as client:
-                    template = await self._preflight_template(client)
-                    total = self._check_rows(template)
-                    journal = self._open_journal()
-                    try:
-                        return await self._send(client, template, journal, total, stop, err)
-                    finally:
-                        journal.close()
-        except (UsageError, InputError, JournalMismatch) as exc:
+            with self._lock():
+                return await self._run_locked(client_factory, err)
+        except (UsageError, InputError, JournalMismatch, JournalBusy, ForeignResults) as exc:
             print(f"routee-viber send-many: {exc}", file=err)
             return EXIT_USAGE
+
+    def _lock(self) -> JournalLock:
+        lock = JournalLock(self.journal_path)
+        try:
+            return lock.acquire()
+        except OSError as exc:
+            raise UsageError(
+                f"--journal {self.journal_path}: cannot lock it ({lock.path}: "
+                f"{exc.strerror or exc})"
+            ) from None
+
+    async def _run_locked(
+        self, client_factory: Callable[..., RouteeViberClient], err: IO[str]
+    ) -> int:
+        retry = RetryPolicy(retry_ambiguous_sends=False)
+        stop = _StopSignal()
+        # Installed until the client is closed: a Ctrl-C that came after the sends but
+        # before the close would otherwise raise KeyboardInterrupt in the middle of it and
+        # leave its connections open.
+        with stop.installed():
+            async with client_factory(retry=retry, max_concurrency=self.concurrency) as client:
+                template = await self._preflight_template(client)
+                snapshot, total = self._check_rows(template)
+                journal = self._open_journal(snapshot.sha256)
+                try:
+                    return await self._send(client, template, journal, snapshot, total, stop, err)
+                finally:
+                    journal.close()
 
     async def _preflight_template(self, client: RouteeViberClient) -> Template:
         try:
@@ -130,10 +154,12 @@ class SendMany:
             )
         return template
 
-    def _check_rows(self, template: Template) -> int:
-        """Check every row locally before anything is sent; returns the row count."""
+    def _check_rows(self, template: Template) -> tuple[InputSnapshot, int]:
+        """Check every row locally before anything is sent; the snapshot of the bytes checked
+        (the send pass reads them again) and the row count."""
+        snapshot = InputSnapshot(self.input)
         count = 0
-        for row in read_rows(self.input):
+        for row in snapshot.first_read():
             issues = self.message(row).issues(template)
             if issues:
                 reasons = "; ".join(f"{code}: {message}" for code, message in issues)
@@ -141,11 +167,11 @@ class SendMany:
             count += 1
         if count == 0:
             raise InputError(f"{self.input}: no rows to send")
-        return count
+        return snapshot, count
 
-    def _open_journal(self) -> Journal:
+    def _open_journal(self, input_sha256: str) -> Journal:
         fingerprint = {
-            "input_sha256": fingerprint_file(self.input),
+            "input_sha256": input_sha256,
             "sender": self.sender,
             "template_id": self.template_id,
             "lang": self.lang,
@@ -155,55 +181,81 @@ class SendMany:
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(f"--journal {self.journal_path}: cannot open it ({exc})") from None
 
+    @property
+    def _resent_states(self) -> frozenset[str]:
+        """The states of the rows this run sends again."""
+        return frozenset(
+            state
+            for state, asked in ((UNKNOWN, self.resend_unknown), (FAILED, self.retry_failed))
+            if asked
+        )
+
+    def _resume(self, journal: Journal, err: IO[str]) -> dict[int, RowRecord]:
+        """Before any send: the previous runs' rows, the results file reconciled with them."""
+        try:
+            stale = journal.mark_stale_pending_unknown()
+            known = journal.known()
+            reconcile(self.output, journal, self._resent_states)
+        except sqlite3.Error as exc:
+            raise UsageError(f"journal {journal.path}: cannot write it ({exc})") from None
+        except OSError as exc:
+            raise UsageError(f"--output {self.output}: cannot write it ({exc.strerror})") from None
+        unknown_held = sum(1 for r in known.values() if r.state == UNKNOWN)
+        if unknown_held and not self.resend_unknown:
+            print(
+                f"routee-viber send-many: {unknown_held} row(s) have an unknown outcome, "
+                f"{stale} of them left in flight by an interrupted run: they may have "
+                "reached Routee, so they are not resent (--resend-unknown sends them again).",
+                file=err,
+            )
+        return known
+
     async def _send(
         self,
         client: RouteeViberClient,
         template: Template,
         journal: Journal,
+        snapshot: InputSnapshot,
         total: int,
         stop: _StopSignal,
         err: IO[str],
     ) -> int:
-        stale = journal.mark_stale_pending_unknown()
-        known = journal.known()
-        try:
-            output = _ResultsFile(self.output)
-        except OSError as exc:
-            raise UsageError(f"--output {self.output}: cannot write it ({exc.strerror})") from None
-        try:
-            # Unknown rows that will not be resent still get their one results line.
-            for record in known.values():
-                if record.state == UNKNOWN and not record.emitted and not self.resend_unknown:
-                    output.write(record.output_line())
-                    journal.mark_emitted(record.index)
-            unknown_held = sum(1 for r in known.values() if r.state == UNKNOWN)
-            if unknown_held and not self.resend_unknown:
-                print(
-                    f"routee-viber send-many: {unknown_held} row(s) have an unknown outcome, "
-                    f"{stale} of them left in flight by an interrupted run: they may have "
-                    "reached Routee, so they are not resent (--resend-unknown sends them again).",
-                    file=err,
-                )
-            resent = {i for i, r in known.items() if r.state == UNKNOWN and self.resend_unknown}
-            todo = total - sum(
-                1
-                for i, r in known.items()
-                if r.state in (SENT, FAILED, UNKNOWN) and i not in resent
-            )
-            seq_to_index: dict[int, int] = {}
+        known = self._resume(journal, err)
+        resent = {i for i, r in known.items() if r.state in self._resent_states}
+        todo = total - len(known) + len(resent)
+        seq_to_index: dict[int, int] = {}
+        failure: list[str] = []  # why the run stopped early, when it did
 
-            def rows_to_send() -> Iterator[SendMessage]:
-                for row in read_rows(self.input):
+        def stop_for(reason: str) -> None:
+            if not failure:
+                failure.append(reason)
+            stop.requested = True
+
+        def rows_to_send() -> Iterator[SendMessage]:
+            # A failure here ends the input: the sends in flight drain, nothing new starts.
+            try:
+                for row in snapshot.rows():
                     if stop.requested:
                         return
-                    record = known.get(row.index)
-                    if record is not None and row.index not in resent:
+                    if row.index in known and row.index not in resent:
                         continue
                     seq = next_seq()
                     journal.record_pending(row.index, row.to, seq)
                     seq_to_index[seq] = row.index
                     yield self.message(row, seq)
+            except InputChanged as exc:
+                stop_for(str(exc))
+            except sqlite3.Error as exc:
+                stop_for(self._journal_failure(journal, exc))
 
+        try:
+            output = ResultsFile(self.output)
+        except OSError as exc:
+            raise UsageError(f"--output {self.output}: cannot write it ({exc.strerror})") from None
+        # A second Ctrl-C leaves at once: the results file gets the lines of the rows whose
+        # line was taken out to resend them and that were not resent yet.
+        stop.on_leave = lambda: reconcile(self.output, journal)
+        try:
             with make_progress(todo, "send-many", err) as progress:
                 outcomes = client.messages.send_many(
                     rows_to_send(), concurrency=self.concurrency, rate_limit=self.rate,
@@ -214,25 +266,66 @@ class SendMany:
                         seq = outcome.request.seq
                         assert seq is not None, "every row is sent with its journal's seq"
                         index = seq_to_index.pop(seq)
-                        record = _record(journal, index, outcome)
-                        output.write(record.output_line())
-                        progress.advance(record.state == SENT)
+                        reason = self._finish(journal, output, index, outcome)
+                        if reason is None:
+                            progress.advance(outcome.result is not None)
+                        else:
+                            stop_for(reason)
         finally:
+            stop.on_leave = None
             output.close()
-        if resent & set(known):
-            output.rewrite_from(journal.all_rows())
-        counts = journal.counts()
+        try:
+            reconcile(self.output, journal)
+        except sqlite3.Error as exc:
+            failure.append(self._journal_failure(journal, exc))
+        except OSError as exc:
+            failure.append(f"--output {self.output}: cannot write it ({exc.strerror})")
+        if failure:
+            print(f"routee-viber send-many: {failure[0]}", file=err)
+        try:
+            counts = journal.counts()
+        except sqlite3.Error:
+            return EXIT_FAILED  # the failure above said why
         print(
             f"routee-viber send-many: {counts.get(SENT, 0)} sent, {counts.get(FAILED, 0)} "
-            f"failed, {counts.get(UNKNOWN, 0)} unknown, "
+            # A row still pending (its outcome could not be recorded) is unknown too.
+            f"failed, {counts.get(UNKNOWN, 0) + counts.get(PENDING, 0)} unknown, "
             f"{total - sum(counts.values())} not yet sent, of {total}",
             file=err,
         )
+        if failure:
+            return EXIT_FAILED
         if stop.requested:
             return EXIT_INTERRUPTED
         if counts.get(FAILED, 0) or counts.get(UNKNOWN, 0):
             return EXIT_FAILED
         return EXIT_OK
+
+    def _finish(
+        self, journal: Journal, output: ResultsFile, index: int, outcome: SendOutcome
+    ) -> str | None:
+        """Record one outcome, then write its line, then mark it written; why the run must
+        stop, if it must (the row is then left for the next run: in flight or unwritten)."""
+        try:
+            record = _record(journal, index, outcome)
+        except sqlite3.Error as exc:
+            return self._journal_failure(journal, exc)
+        try:
+            output.write(record)
+        except OSError as exc:
+            return f"--output {self.output}: cannot write it ({exc.strerror}); stopped"
+        try:
+            journal.mark_emitted(index)
+        except sqlite3.Error as exc:
+            return self._journal_failure(journal, exc)
+        return None
+
+    @staticmethod
+    def _journal_failure(journal: Journal, exc: sqlite3.Error) -> str:
+        return (
+            f"journal {journal.path}: cannot write it ({exc}); stopped after the sends in "
+            "flight (a row whose outcome could not be recorded counts as unknown)"
+        )
 
 
 def _record(journal: Journal, index: int, outcome: SendOutcome) -> RowRecord:
@@ -269,59 +362,17 @@ def _describe(error: BaseException | None) -> str:
     return f"{type(error).__name__}"
 
 
-class _ResultsFile:
-    """The JSONL results file: appended line by line, each line flushed whole."""
-
-    def __init__(self, path: Path | None) -> None:
-        self._path = path
-        self._handle: IO[bytes] | None = None
-        if path is not None:
-            _drop_partial_last_line(path)
-            self._handle = path.open("ab")
-
-    def write(self, line: dict[str, Any]) -> None:
-        if self._handle is not None:
-            self._handle.write(_json.dumps(line) + b"\n")
-            self._handle.flush()
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-    def rewrite_from(self, rows: Iterator[RowRecord]) -> None:
-        """Rewrite the file with one line per journal row (after unknown rows were resent)."""
-        if self._path is None:
-            return
-        tmp = self._path.with_name(self._path.name + ".tmp")
-        with tmp.open("wb") as handle:
-            for row in rows:
-                if row.emitted:
-                    handle.write(_json.dumps(row.output_line()) + b"\n")
-        os.replace(tmp, self._path)
-
-
-def _drop_partial_last_line(path: Path) -> None:
-    """A run killed mid-write may leave half a line: cut it (its row is rewritten or unknown)."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with path.open("rb+") as handle:
-        handle.seek(-1, os.SEEK_END)
-        if handle.read(1) == b"\n":
-            return
-        data = path.read_bytes()
-        handle.truncate(data.rfind(b"\n") + 1)
-
-
 class _StopSignal:
     """First SIGINT/SIGTERM: stop taking new rows. Second: leave at once."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.on_leave: Callable[[], None] | None = None
 
     def _handle(self) -> None:
         if self.requested:
             # The journal commits every state change, so it is consistent right now.
+            self._leave()
             os._exit(EXIT_INTERRUPTED)
         self.requested = True
         print(
@@ -330,6 +381,12 @@ class _StopSignal:
             file=sys.stderr,
             flush=True,
         )
+
+    def _leave(self) -> None:
+        if self.on_leave is not None:
+            # Leaving anyway: whatever this could not write, the next run reconciles.
+            with contextlib.suppress(Exception):
+                self.on_leave()
 
     def installed(self) -> _SignalHandlers:
         return _SignalHandlers(self._handle)

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from routee_viber_async.cli._input import InputError, fingerprint_file, read_rows
+from routee_viber_async.cli._input import (
+    InputChanged,
+    InputError,
+    InputRow,
+    InputSnapshot,
+    fingerprint_file,
+    read_rows,
+)
 from routee_viber_async.cli._journal import Journal, JournalMismatch
 
 FINGERPRINT = {"input_sha256": "abc", "sender": "s", "template_id": "t", "lang": "en"}
@@ -110,3 +117,66 @@ def test_fingerprint_changes_with_content(tmp_path: Path) -> None:
     first = fingerprint_file(a)
     a.write_text("to\n+306912345679\n")
     assert fingerprint_file(a) != first
+
+
+def test_jsonl_numbers_are_kept_as_written(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "in.jsonl",
+        '{"to": "+306912345678", "templateParams": '
+        '{"pin": 12345678901234567890123, "n": 1e3, "m": -0.50, "k": 7}}\n',
+    )
+    (row,) = read_rows(path)
+    assert row.params == {"pin": "12345678901234567890123", "n": "1e3", "m": "-0.50", "k": "7"}
+    assert all(type(value) is str for value in row.params.values())
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"to": "+30", "templateParams": {"n": NaN}}\n', "row 1 (line 1): parameter n: NaN"),
+        ('{"to": "+30", "templateParams": {"n": -Infinity}}\n', "parameter n: -Infinity"),
+        ('{"to": 306912345678}\n', "'to' is missing or not a string"),
+    ],
+)
+def test_jsonl_values_that_cannot_be_sent_as_written_are_refused(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    with pytest.raises(InputError, match=re.escape(reason)):
+        list(read_rows(write(tmp_path, "a.jsonl", text)))
+
+
+def big_csv(tmp_path: Path, rows: int) -> Path:
+    """A CSV of several 1 MiB chunks."""
+    path = tmp_path / "big.csv"
+    path.write_text("to,pin\n" + "".join(f"+3069{i:08d},{i:060d}\n" for i in range(rows)))
+    return path
+
+
+def test_the_second_read_of_a_snapshot_gives_the_rows_checked(tmp_path: Path) -> None:
+    path = big_csv(tmp_path, 60_000)  # about 4.6 MiB
+    snapshot = InputSnapshot(path)
+    first = list(snapshot.first_read())
+    assert snapshot.sha256 == fingerprint_file(path)
+    assert list(snapshot.rows()) == first
+
+
+@pytest.mark.parametrize("edit", ["rewrite", "append", "truncate"])
+def test_a_snapshot_refuses_bytes_changed_after_the_check(tmp_path: Path, edit: str) -> None:
+    path = big_csv(tmp_path, 60_000)
+    snapshot = InputSnapshot(path)
+    checked = list(snapshot.first_read())
+    data = path.read_bytes()
+    if edit == "rewrite":  # one digit changed in the fourth MiB, in place
+        at = 3 * (1 << 20) + 100
+        path.write_bytes(data[:at] + (b"7" if data[at : at + 1] != b"7" else b"8") + data[at + 1 :])
+    elif edit == "append":
+        path.write_bytes(data + b"+306999999999,1\n")
+    else:
+        path.write_bytes(data[: len(data) - 1000])
+    again: list[InputRow] = []
+    with pytest.raises(InputChanged, match="changed after it was checked"):
+        again.extend(snapshot.rows())
+    assert again == checked[: len(again)]  # only rows read from checked bytes came out
+    if edit == "rewrite":
+        assert 0 < len(again) < len(checked)
