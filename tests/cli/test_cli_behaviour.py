@@ -427,6 +427,12 @@ def test_templates_create_help_shows_the_example_file() -> None:
         assert f'"{field}"' in result.stdout
 
 
+def test_the_readme_shows_the_example_file() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```json\n(.*?)```", readme, re.DOTALL)
+    assert json.loads(EXAMPLE_TEMPLATE.read_text()) in [json.loads(b) for b in blocks]
+
+
 async def test_templates_create_with_the_example_file(sandbox: Sandbox) -> None:
     code, out, err = await run_cli(
         sandbox_env(sandbox),
