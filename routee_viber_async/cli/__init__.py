@@ -11,13 +11,10 @@ the command is known: ``--help`` and ``--version`` answer at once.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import logging
 import math
 import sys
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
@@ -139,9 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=common,
         help="send a template to every row of a CSV or JSONL file (resumable)",
     )
-    many.add_argument(
-        "input", type=Path, help="CSV (a 'to' column) or JSONL ('to', 'templateParams')"
-    )
+    many.add_argument("input", help="CSV (a 'to' column) or JSONL ('to', 'templateParams')")
     many.add_argument("--sender", required=True, help="senderInfoTrackingId")
     many.add_argument("--template-id", required=True)
     many.add_argument("--lang", required=True, help="templateLang, e.g. en")
@@ -151,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument(
         "--rate", type=_positive_float, default=None, help="at most this many sends a second"
     )
-    many.add_argument("--output", type=Path, default=None, help="results file (JSONL)")
-    many.add_argument("--journal", type=Path, default=None, help="SQLite journal (INPUT.journal)")
+    many.add_argument("--output", default=None, help="results file (JSONL)")
+    many.add_argument("--journal", default=None, help="SQLite journal (INPUT.journal)")
     many.add_argument(
         "--resend-unknown",
         action="store_true",
@@ -238,6 +233,8 @@ def _sdk_logs_on_stderr(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
+    import logging
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("routee_viber_async")
@@ -273,17 +270,19 @@ async def _run(args: argparse.Namespace) -> int:
         return _client_from_env(timeout=args.timeout, **options)
 
     if args.command == "send-many":
+        from pathlib import Path
+
         from ._send_many import SendMany
 
         job = SendMany(
-            input=args.input,
+            input=Path(args.input),
             sender=args.sender,
             template_id=args.template_id,
             lang=args.lang,
             concurrency=args.concurrency,
             rate=args.rate,
-            output=args.output,
-            journal=args.journal,
+            output=None if args.output is None else Path(args.output),
+            journal=None if args.journal is None else Path(args.journal),
             resend_unknown=args.resend_unknown,
         )
         return await job.run(client_factory)
@@ -296,6 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
     command = _command_name(args)
+    import asyncio  # not before: --help and --version do without it
+
     try:
         with _sdk_logs_on_stderr(args.verbose):
             return asyncio.run(_run(args))

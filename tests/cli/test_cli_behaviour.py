@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -348,6 +349,23 @@ async def test_timeout_ends_a_call_to_a_hanging_api(where: str) -> None:
     assert elapsed < 30, elapsed  # the default settings take about 44 s
 
 
+async def test_send_many_timeout_reaches_its_client(tmp_path: Path) -> None:
+    """send-many builds its client through the factory: --timeout bounds its preflight too."""
+    input_path = tmp_path / "otps.csv"
+    input_path.write_text(f"to,pin\n+306912345678,{PIN}\n")
+    async with HangingServer() as server:
+        started = time.monotonic()
+        code, _, err = await run_cli(
+            server.env(),
+            "send-many", str(input_path), "--sender", "s", "--template-id", "t", "--lang", "en",
+            "--timeout", "1",
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    assert code == 1
+    assert "timed out" in assert_one_error_line(err, "send-many")
+    assert elapsed < 30, elapsed
+
+
 @pytest.mark.parametrize(
     ("argv", "command"),
     [
@@ -396,6 +414,8 @@ async def test_verbose_logs_the_sdk_records_without_secrets(
     assert re.search(r"DEBUG routee_viber_async: POST /viber/\S+ -> 200", err), err
     assert "DEBUG routee_viber_async: obtained an access token" in err
     assert secret not in err
+    basic = base64.b64encode(f"{sandbox.credentials.application_id}:{secret}".encode()).decode()
+    assert basic not in err
     assert PIN not in err + out
 
     env = sandbox_env(sandbox)
