@@ -5,71 +5,75 @@
 ...                                                     {"pin": "482910"}))
 """
 
-import attrs as _attrs
+from typing import TYPE_CHECKING
 
-from ._auth import AccessToken, ClientCredentials, StaticToken, TokenProvider
-from ._client import DEFAULT_AUTH_URL, DEFAULT_BASE_URL, RouteeViberClient
-from ._config import RetryBudget, RetryPolicy
-from ._enums import (
-    DeliveryScope,
-    DeliveryStatus,
-    Label,
-    LegacyOtpType,
-    MessageKind,
-    TemplateCategory,
-    TemplateStatus,
-)
-from ._errors import (
-    APIStatusError,
-    AuthenticationError,
-    ClientClosedError,
-    ConfigurationError,
-    InvalidResponseError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    RequestTimeoutError,
-    ResponseTooLargeError,
-    RouteeError,
-    ServerError,
-    TransportError,
-    UnprocessableError,
-    ValidationError,
-    ValidationIssue,
-    WaitTimeoutError,
-    outcome_unknown,
-)
-from ._masking import secret_params, set_secret_params
-from ._requests import (
-    CreateTemplate,
-    LegacyOtp,
-    OtpParams,
-    SendMessage,
-    TemplateCallbackUpdate,
-    TemplateLocale,
-    TemplateParam,
-    VarExample,
-)
-from ._responses import (
-    CallbackStatus,
-    DeleteConfirmation,
-    DeliveryCallback,
-    ModerationCallback,
-    OtpResult,
-    SendResult,
-    Template,
-    TemplateInfo,
-    TrackingRecord,
-    TrackingStatus,
-)
 from ._version import __version__
-from .resources import (
-    MessagesResource,
-    SendManyIterator,
-    SendOutcome,
-    TemplatesResource,
-    TrackingResource,
-)
+
+if TYPE_CHECKING:
+    # Imported on first use at run time (see __getattr__): ``import routee_viber_async.cli``,
+    # and so ``routee-viber --help``, must not pay for aiohttp, attrs and cattrs.
+    from ._auth import AccessToken, ClientCredentials, StaticToken, TokenProvider
+    from ._client import DEFAULT_AUTH_URL, DEFAULT_BASE_URL, RouteeViberClient
+    from ._config import RetryBudget, RetryPolicy
+    from ._enums import (
+        DeliveryScope,
+        DeliveryStatus,
+        Label,
+        LegacyOtpType,
+        MessageKind,
+        TemplateCategory,
+        TemplateStatus,
+    )
+    from ._errors import (
+        APIStatusError,
+        AuthenticationError,
+        ClientClosedError,
+        ConfigurationError,
+        InvalidResponseError,
+        NotFoundError,
+        PermissionDeniedError,
+        RateLimitError,
+        RequestTimeoutError,
+        ResponseTooLargeError,
+        RouteeError,
+        ServerError,
+        TransportError,
+        UnprocessableError,
+        ValidationError,
+        ValidationIssue,
+        WaitTimeoutError,
+        outcome_unknown,
+    )
+    from ._masking import secret_params, set_secret_params
+    from ._requests import (
+        CreateTemplate,
+        LegacyOtp,
+        OtpParams,
+        SendMessage,
+        TemplateCallbackUpdate,
+        TemplateLocale,
+        TemplateParam,
+        VarExample,
+    )
+    from ._responses import (
+        CallbackStatus,
+        DeleteConfirmation,
+        DeliveryCallback,
+        ModerationCallback,
+        OtpResult,
+        SendResult,
+        Template,
+        TemplateInfo,
+        TrackingRecord,
+        TrackingStatus,
+    )
+    from .resources import (
+        MessagesResource,
+        SendManyIterator,
+        SendOutcome,
+        TemplatesResource,
+        TrackingResource,
+    )
 
 __all__ = [
     "APIStatusError",
@@ -134,12 +138,49 @@ __all__ = [
     "__version__",
 ]
 
-# Tracebacks and reprs read ``routee_viber_async.X``, not the private module (as httpx does).
-# String annotations are resolved first, while the defining module is still the one they name.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type) and _obj.__module__.startswith(__name__ + "."):
-        if _attrs.has(_obj):
-            _attrs.resolve_types(_obj)
-        _obj.__module__ = __name__
-del _name, _obj
+
+#: The submodules that define the names of __all__.
+_SOURCES = (
+    "_auth",
+    "_client",
+    "_config",
+    "_enums",
+    "_errors",
+    "_masking",
+    "_requests",
+    "_responses",
+    "resources",
+)
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        """Import the SDK on first use of a public name."""
+        if name not in __all__:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        _load_public_names()
+        return globals()[name]
+
+
+def _load_public_names() -> None:
+    """Import every public name into the package, as a plain ``from ... import`` would."""
+    import importlib
+
+    import attrs
+
+    modules = [importlib.import_module(f".{source}", __name__) for source in _SOURCES]
+    for name in __all__:
+        if name in globals():
+            continue
+        defined = [getattr(module, name) for module in modules if hasattr(module, name)]
+        if not defined:
+            raise AttributeError(f"{__name__}.{name} is in __all__ but in none of {_SOURCES}")
+        obj = defined[0]
+        # Tracebacks and reprs read ``routee_viber_async.X``, not the private module (as httpx
+        # does). String annotations are resolved first, while the defining module is still the
+        # one they name.
+        if isinstance(obj, type) and obj.__module__.startswith(__name__ + "."):
+            if attrs.has(obj):
+                attrs.resolve_types(obj)
+            obj.__module__ = __name__
+        globals()[name] = obj

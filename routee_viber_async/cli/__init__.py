@@ -3,22 +3,25 @@
 Credentials and URLs come from the environment, as for ``RouteeViberClient.from_env()``:
 ``ROUTEE_APPLICATION_ID`` and ``ROUTEE_APPLICATION_SECRET`` (or ``ROUTEE_ACCESS_TOKEN``),
 ``ROUTEE_BASE_URL``, ``ROUTEE_AUTH_URL``.
+
+Nothing of the SDK (aiohttp, attrs, cattrs) is imported before the arguments are parsed and
+the command is known: ``--help`` and ``--version`` answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import math
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from .._client import RouteeViberClient
-from .._errors import RouteeError
-from ._commands import is_usage_error, print_error, run_command
-from ._send_many import EXIT_INTERRUPTED, EXIT_USAGE, SendMany
+from .._version import __version__
+from ._exit import EXIT_INTERRUPTED, CommandError, print_error
+
+if TYPE_CHECKING:
+    from .._client import RouteeViberClient
 
 __all__ = ["build_parser", "main"]
 
@@ -53,34 +56,87 @@ def _port(text: str) -> int:
     return value
 
 
+_TEMPLATE_FILE_HELP = """\
+FILE is the JSON body of Routee's "create a template" call; the sender is --sender.
+  "category"    "OTP" (its text must contain {{pin}}) or "Transactional"
+  "params"      the placeholders: [{"name": "pin", "type": "TEXT"}, ...] (TEXT is the only type)
+  "locales"     one text a language: [{"lang": "en", "template": "... {{pin}} ..."}, ...]
+  "varExample"  an example value for every placeholder, shown to the moderators
+  "callbackUrl", "moderationNotifyEmail"   optional: where to report the moderation result
+For example (examples/otp_template.json):
+
+  {
+    "category": "OTP",
+    "params": [{"name": "pin", "type": "TEXT"}, {"name": "minutes", "type": "TEXT"}],
+    "locales": [{"lang": "en", "template": "Your code is {{pin}}, valid for {{minutes}} min."}],
+    "varExample": [{"name": "pin", "example": "123456"}, {"name": "minutes", "example": "5"}]
+  }
+
+A new template starts PENDING_MODERATION; it can be sent once approved.
+"""
+
+
+def _common_options(*, defaults: bool) -> argparse.ArgumentParser:
+    """--timeout and --verbose, accepted before and after every command name.
+
+    The top-level parser holds the defaults; a command's copy uses SUPPRESS so that, given
+    before the command name, a value is not reset by the command's own default.
+    """
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("options of every command")
+    group.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        default=None if defaults else argparse.SUPPRESS,
+        help="give up on one API call after SECONDS, retries included "
+        "(default: 10 s an attempt, 60 s a call)",
+    )
+    group.add_argument(
+        "--verbose",
+        action="store_true",
+        default=False if defaults else argparse.SUPPRESS,
+        help="log the SDK's records (requests, retries, token refreshes) to stderr; "
+        "secrets are masked",
+    )
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(
         prog="routee-viber",
         description="Routee Viber Business Messages from the command line.",
         epilog="Credentials: ROUTEE_APPLICATION_ID and ROUTEE_APPLICATION_SECRET (or "
-        "ROUTEE_ACCESS_TOKEN); ROUTEE_BASE_URL and ROUTEE_AUTH_URL override the endpoints.",
+        "ROUTEE_ACCESS_TOKEN); ROUTEE_BASE_URL and ROUTEE_AUTH_URL override the endpoints. "
+        "Exit codes: 0 done, 1 refused by Routee or unreachable, 2 bad usage or input, "
+        "130 interrupted.",
+        parents=[_common_options(defaults=True)],
     )
+    parser.add_argument("--version", action="version", version=f"routee-viber {__version__}")
+    common = [_common_options(defaults=False)]
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
-        "demo", help="fan out OTPs against the built-in sandbox (no credentials needed)"
+        "demo",
+        parents=common,
+        help="fan out OTPs against the built-in sandbox (no credentials needed)",
     )
     demo.add_argument(
         "--count", type=_positive_int, default=1000, help="how many OTPs (default 1000)"
     )
     demo.add_argument("--concurrency", type=_positive_int, default=100, help="sends in flight")
 
-    sandbox = commands.add_parser("sandbox", help="serve the local Routee emulator")
+    sandbox = commands.add_parser("sandbox", parents=common, help="serve the local Routee emulator")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=_port, default=8080, help="0 picks a free port")
 
     many = commands.add_parser(
-        "send-many", help="send a template to every row of a CSV or JSONL file (resumable)"
+        "send-many",
+        parents=common,
+        help="send a template to every row of a CSV or JSONL file (resumable)",
     )
-    many.add_argument(
-        "input", type=Path, help="CSV (a 'to' column) or JSONL ('to', 'templateParams')"
-    )
+    many.add_argument("input", help="CSV (a 'to' column) or JSONL ('to', 'templateParams')")
     many.add_argument("--sender", required=True, help="senderInfoTrackingId")
     many.add_argument("--template-id", required=True)
     many.add_argument("--lang", required=True, help="templateLang, e.g. en")
@@ -90,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument(
         "--rate", type=_positive_float, default=None, help="at most this many sends a second"
     )
-    many.add_argument("--output", type=Path, default=None, help="results file (JSONL)")
-    many.add_argument("--journal", type=Path, default=None, help="SQLite journal (INPUT.journal)")
+    many.add_argument("--output", default=None, help="results file (JSONL)")
+    many.add_argument("--journal", default=None, help="SQLite journal (INPUT.journal)")
     many.add_argument(
         "--resend-unknown",
         action="store_true",
@@ -104,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reached); never the unknown ones",
     )
 
-    send = commands.add_parser("send", help="send one template message")
+    send = commands.add_parser("send", parents=common, help="send one template message")
     send.add_argument("--sender", required=True, help="senderInfoTrackingId")
     send.add_argument("--to", required=True, help="recipient, E.164 (+30...)")
     send.add_argument("--template-id", required=True)
@@ -117,34 +173,95 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--seq", type=int)
     send.add_argument("--callback-url")
 
-    track = commands.add_parser("track", help="the tracking record of a send")
+    track = commands.add_parser("track", parents=common, help="the tracking record of a send")
     track.add_argument("tracking_id")
     track.add_argument("--wait", action="store_true", help="wait for a final status")
     track.add_argument(
-        "--timeout", type=_positive_float, default=60.0, help="with --wait (seconds)"
+        "--wait-timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --wait: how long to wait for a final status (default 60)",
     )
 
-    templates = commands.add_parser("templates", help="list, get, create, delete templates")
+    templates = commands.add_parser(
+        "templates", parents=common, help="list, get, create, delete templates"
+    )
     actions = templates.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="every template")
+    listing = actions.add_parser("list", parents=common, help="every template")
     listing.add_argument("--sender", default=None, help="only this senderInfoTrackingId")
     listing.add_argument("--page-size", type=_positive_int, default=None)
-    get = actions.add_parser("get", help="one template")
+    get = actions.add_parser("get", parents=common, help="one template")
     get.add_argument("template_id")
-    create = actions.add_parser("create", help="create a template from a JSON file")
-    create.add_argument("file", help="the body as Routee documents it (category, params, ...)")
+    create = actions.add_parser(
+        "create",
+        parents=common,
+        help="create a template from a JSON file",
+        epilog=_TEMPLATE_FILE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    create.add_argument("file", help="the template as JSON (format below)")
     create.add_argument("--sender", required=True, help="senderInfoTrackingId")
-    delete = actions.add_parser("delete", help="delete a template")
+    delete = actions.add_parser("delete", parents=common, help="delete a template")
     delete.add_argument("template_id")
-    callback = actions.add_parser("set-callback", help="set or remove the moderation callback")
+    callback = actions.add_parser(
+        "set-callback", parents=common, help="set or remove the moderation callback"
+    )
     callback.add_argument("template_id")
     callback.add_argument("url", nargs="?", default=None)
     callback.add_argument("--remove", action="store_true", help="remove the callback URL")
     return parser
 
 
-def _client_from_env(**options: Any) -> RouteeViberClient:
+def _client_from_env(*, timeout: float | None = None, **options: Any) -> RouteeViberClient:
+    """``RouteeViberClient.from_env(**options)``; ``timeout`` bounds each call, retries included."""
+    from .._client import RouteeViberClient
+
+    if timeout is not None:
+        import attrs
+
+        from .._config import RetryPolicy
+
+        retry = options.get("retry") or RetryPolicy()
+        options.update(timeout=timeout, retry=attrs.evolve(retry, deadline=timeout))
     return RouteeViberClient.from_env(**options)
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """``send``, ``templates get``, ...: the prefix of the command's error lines."""
+    action = getattr(args, "action", None)
+    return f"{args.command} {action}" if action else str(args.command)
+
+
+@contextlib.contextmanager
+def _sdk_logs_on_stderr(enabled: bool) -> Iterator[None]:
+    """--verbose: the SDK's log records, DEBUG and up, on stderr (they never carry a secret)."""
+    if not enabled:
+        yield
+        return
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("routee_viber_async")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+async def _serve_sandbox(host: str, port: int) -> int:
+    from ..sandbox import serve
+
+    try:
+        await serve(host=host, port=port)
+    except OSError as exc:  # port in use, unknown host, no permission
+        raise CommandError(str(exc)) from None
+    return 0
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -153,37 +270,51 @@ async def _run(args: argparse.Namespace) -> int:
 
         return await run_demo(count=args.count, concurrency=args.concurrency)
     if args.command == "sandbox":
-        from ..sandbox import serve
+        return await _serve_sandbox(args.host, args.port)
 
-        await serve(host=args.host, port=args.port)
-        return 0
+    def client_factory(**options: Any) -> RouteeViberClient:
+        return _client_from_env(timeout=args.timeout, **options)
+
     if args.command == "send-many":
+        from pathlib import Path
+
+        from ._send_many import SendMany
+
         job = SendMany(
-            input=args.input,
+            input=Path(args.input),
             sender=args.sender,
             template_id=args.template_id,
             lang=args.lang,
             concurrency=args.concurrency,
             rate=args.rate,
-            output=args.output,
-            journal=args.journal,
+            output=None if args.output is None else Path(args.output),
+            journal=None if args.journal is None else Path(args.journal),
             resend_unknown=args.resend_unknown,
             retry_failed=args.retry_failed,
         )
-        return await job.run(_client_from_env)
-    return await run_command(args, _client_from_env)
+        return await job.run(client_factory)
+    from ._commands import run_command
+
+    return await run_command(args, client_factory)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
+    command = _command_name(args)
+    import asyncio  # not before: --help and --version do without it
+
     try:
-        return asyncio.run(_run(args))
+        with _sdk_logs_on_stderr(args.verbose):
+            return asyncio.run(_run(args))
     except KeyboardInterrupt:
+        print_error(command, "interrupted")
         return EXIT_INTERRUPTED
-    except RouteeError as exc:
-        print_error(exc)
-        return EXIT_USAGE if is_usage_error(exc) else 1
-    except ValueError as exc:  # missing credentials in the environment, bad option values
-        print(f"routee-viber: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except Exception as exc:
+        from ._commands import exit_code_for
+
+        code = exit_code_for(exc)
+        if code is None:  # a bug: its traceback is wanted
+            raise
+        print_error(command, exc)
+        return code

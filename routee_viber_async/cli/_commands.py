@@ -14,10 +14,17 @@ from .. import _json
 from .._client import RouteeViberClient
 from .._converter import from_wire, to_masked
 from .._enums import DeliveryScope
-from .._errors import ConfigurationError, RouteeError, ValidationError
+from .._errors import (
+    APIStatusError,
+    RouteeError,
+    TransportError,
+    ValidationError,
+    WaitTimeoutError,
+)
 from .._requests import CreateTemplate, SendMessage
+from ._exit import EXIT_FAILED, EXIT_USAGE, CommandError
 
-__all__ = ["print_json", "print_error", "run_command"]
+__all__ = ["exit_code_for", "print_json", "run_command"]
 
 ClientFactory = Callable[..., RouteeViberClient]
 
@@ -27,18 +34,6 @@ def print_json(value: Any, stream: IO[str] | None = None) -> None:
     data = to_masked(value)
     out = stream if stream is not None else sys.stdout
     out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
-def print_error(error: BaseException, stream: IO[str] | None = None) -> None:
-    """An error as one JSON object on stderr (never with a secret: our errors carry none)."""
-    report: dict[str, Any] = {"error": type(error).__name__, "message": str(error)}
-    if isinstance(error, ValidationError) and error.issues:
-        report["issues"] = [{"code": c, "message": m} for c, m in error.issues]
-    status = getattr(error, "status", None)
-    if status is not None:
-        report["status"] = status
-    out = stream if stream is not None else sys.stderr
-    out.write(_json.dumps_str(report) + "\n")
 
 
 def _parse_params(pairs: list[str]) -> dict[str, str]:
@@ -52,7 +47,7 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
 
 
 async def run_command(args: argparse.Namespace, client_factory: ClientFactory) -> int:
-    """Run a one-call command; returns the exit code (1 for an API error)."""
+    """Run a one-call command; returns the exit code (errors are raised, see exit_code_for)."""
     async with client_factory() as client:
         result = await _call(args, client)
     print_json(result)
@@ -76,7 +71,7 @@ async def _call(args: argparse.Namespace, client: RouteeViberClient) -> Any:
         return await client.messages.send(message)
     if command == "track":
         if args.wait:
-            return await client.tracking.wait(args.tracking_id, timeout=args.timeout)
+            return await client.tracking.wait(args.tracking_id, timeout=args.wait_timeout)
         return await client.tracking.get(args.tracking_id)
     if command == "templates":
         return await _templates(args, client)
@@ -116,9 +111,19 @@ def _read_json(path: Path) -> Any:
         raise ValidationError([("INVALID_FIELD", f"{path} is not valid JSON")]) from None
 
 
-def is_usage_error(error: RouteeError) -> bool:
-    """Local validation failures and a missing configuration are bad usage (exit 2); API
-    answers are failures (exit 1)."""
-    if isinstance(error, ConfigurationError):
-        return True
-    return isinstance(error, ValidationError) and error.status is None
+def exit_code_for(error: BaseException) -> int | None:
+    """The exit code of an expected failure, or None for a bug (its traceback is wanted).
+
+    Bad input exits 2 whether it was caught locally or refused by Routee's 400, and so does
+    a bad environment (missing credentials, a malformed URL); Routee's other refusals, an
+    unreachable API, a timeout and a ``track --wait`` without a final status exit 1.
+    """
+    if isinstance(error, CommandError):
+        return error.exit_code
+    if isinstance(error, APIStatusError | TransportError | WaitTimeoutError):
+        return EXIT_FAILED
+    if isinstance(error, RouteeError | ValueError):  # ValidationError, configuration errors
+        return EXIT_USAGE
+    if isinstance(error, OSError):
+        return EXIT_FAILED
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import sys
 import uuid
@@ -377,10 +378,17 @@ async def serve(
     """Serve a sandbox until cancelled, after printing how to reach it.
 
     ``options`` are :class:`Sandbox`'s. Prints the base URL, auth URL, application id and
-    secret, sender id and built-in approved OTP template to ``out`` (stdout by default).
+    secret, sender id and built-in approved OTP template to ``out`` (stdout by default). Raises
+    :class:`OSError` with a one-line message (``cannot listen on HOST:PORT: address already in
+    use``) when it cannot start.
     """
     stream = out if out is not None else sys.stdout
-    async with Sandbox(host=host, port=port, **options) as sb:
+    sandbox = Sandbox(host=host, port=port, **options)
+    try:
+        await sandbox.start()
+    except OSError as exc:
+        raise _cannot_listen(host, port, exc) from None
+    async with sandbox as sb:
         print(f"Routee sandbox listening on {sb.base_url}", file=stream)
         print(f"  base URL:            {sb.base_url}", file=stream)
         print(f"  auth URL:            {sb.auth_url}", file=stream)
@@ -398,3 +406,15 @@ async def serve(
         print(f"  export ROUTEE_OTP_TEMPLATE_ID={sb.default_otp_template_id}", file=stream)
         print("Press Ctrl+C to stop.", file=stream, flush=True)
         await asyncio.Event().wait()
+
+
+def _cannot_listen(host: str, port: int, error: OSError) -> OSError:
+    """``error`` (a bind or name-resolution failure) said in one line that names the address."""
+    code = error.errno
+    if code is not None and code > 0:
+        reason = os.strerror(code).lower()
+    else:  # a getaddrinfo error (negative code) says it in its strerror
+        reason = error.strerror or str(error)
+    failure = OSError(f"cannot listen on {host}:{port}: {reason}")
+    failure.errno = error.errno
+    return failure

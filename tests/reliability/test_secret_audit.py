@@ -291,7 +291,8 @@ async def _cli_flows(sb: Sandbox, audit: Audit, tmp_path: Path) -> None:
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 1
-    assert b"AuthenticationError" in err
+    assert err.startswith(b"routee-viber templates list: ")
+    assert b"HTTP 401" in err
     audit.texts += [out.decode(), err.decode()]
     _audit_files(audit, tmp_path, input_path)
 
