@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="stop after N sends in a row refused the same way (a wrong --sender, say): the "
         "sends in flight drain, exit 2, and --retry-failed resends the failed rows once the "
-        "cause is fixed; 0 never stops (default 20)",
+        "cause is fixed; 0 never stops (default %(default)s)",
     )
     many.add_argument(
         "--allow-duplicates",

@@ -37,12 +37,14 @@ from test_send_many_cli import (  # noqa: F401
 )
 
 from routee_viber_async import NotFoundError, SendMessage, ServerError, Template
+from routee_viber_async.cli import build_parser
 from routee_viber_async.cli._duplicates import DuplicateCounter
-from routee_viber_async.cli._failures import FailureStreak
+from routee_viber_async.cli._failures import DEFAULT_MAX_FAILURES, FailureStreak
 from routee_viber_async.cli._input import InputError, read_rows
 from routee_viber_async.cli._journal import Journal, JournalMismatch
 from routee_viber_async.cli._lock import JournalLock
 from routee_viber_async.cli._progress import make_progress
+from routee_viber_async.cli._send_many import SendMany
 from routee_viber_async.resources import SendOutcome
 from routee_viber_async.sandbox import Sandbox
 
@@ -480,3 +482,12 @@ def test_the_new_options_are_in_help_and_the_readme() -> None:
     for option in ("--max-failures", "--allow-duplicates"):
         assert option in result.stdout
         assert option in readme
+
+
+def test_the_help_default_of_max_failures_is_the_one_used() -> None:
+    """The parser holds its own copy (importing _failures would import the SDK before parsing)."""
+    args = build_parser().parse_args(
+        ["send-many", "in.csv", "--sender", "s", "--template-id", "t", "--lang", "en"]
+    )
+    assert args.max_failures == DEFAULT_MAX_FAILURES
+    assert SendMany(Path("in.csv"), "s", "t", "en").max_failures == DEFAULT_MAX_FAILURES
