@@ -36,6 +36,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -136,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=common,
         help="send a template to every row of a CSV or JSONL file (resumable)",
     )
-    many.add_argument("input", help="CSV (a 'to' column) or JSONL ('to', 'templateParams')")
+    many.add_argument(
+        "input", help="CSV (a 'to' column, in any case) or JSONL ('to', 'templateParams')"
+    )
     many.add_argument("--sender", required=True, help="senderInfoTrackingId")
     many.add_argument("--template-id", required=True)
     many.add_argument("--lang", required=True, help="templateLang, e.g. en")
@@ -158,6 +170,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send again the rows that certainly failed (Routee refused them or was never "
         "reached); never the unknown ones",
+    )
+    many.add_argument(
+        "--max-failures",
+        type=_non_negative_int,
+        default=20,
+        metavar="N",
+        help="stop after N sends in a row refused the same way (a wrong --sender, say): the "
+        "sends in flight drain, exit 2, and --retry-failed resends the failed rows once the "
+        "cause is fixed; 0 never stops (default %(default)s)",
+    )
+    many.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="do not warn about recipients that appear more than once (every row is sent "
+        "either way: nothing is deduplicated)",
     )
 
     send = commands.add_parser("send", parents=common, help="send one template message")
@@ -216,15 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _client_from_env(*, timeout: float | None = None, **options: Any) -> RouteeViberClient:
     """``RouteeViberClient.from_env(**options)``; ``timeout`` bounds each call, retries included."""
     from .._client import RouteeViberClient
+    from ._timeout import with_timeout
 
-    if timeout is not None:
-        import attrs
-
-        from .._config import RetryPolicy
-
-        retry = options.get("retry") or RetryPolicy()
-        options.update(timeout=timeout, retry=attrs.evolve(retry, deadline=timeout))
-    return RouteeViberClient.from_env(**options)
+    return RouteeViberClient.from_env(**with_timeout(options, timeout))
 
 
 def _command_name(args: argparse.Namespace) -> str:
@@ -268,7 +289,9 @@ async def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from ._demo import run_demo
 
-        return await run_demo(count=args.count, concurrency=args.concurrency)
+        return await run_demo(
+            count=args.count, concurrency=args.concurrency, request_timeout=args.timeout
+        )
     if args.command == "sandbox":
         return await _serve_sandbox(args.host, args.port)
 
@@ -291,6 +314,8 @@ async def _run(args: argparse.Namespace) -> int:
             journal=None if args.journal is None else Path(args.journal),
             resend_unknown=args.resend_unknown,
             retry_failed=args.retry_failed,
+            max_failures=args.max_failures,
+            allow_duplicates=args.allow_duplicates,
         )
         return await job.run(client_factory)
     from ._commands import run_command

@@ -26,6 +26,7 @@ from .._responses import DeliveryCallback, ModerationCallback, Template
 from .._seq import next_seq
 from ..integrations.aiohttp import webhook_routes
 from ._progress import make_progress
+from ._timeout import with_timeout
 
 __all__ = ["QUIET_PERIOD", "run_demo", "wait_while_arriving"]
 
@@ -109,8 +110,16 @@ async def _approved_template(
     return template
 
 
-async def run_demo(count: int = 1000, concurrency: int = 100, stream: IO[str] | None = None) -> int:
-    """Run the demo; returns the exit code (0 when every OTP was sent and delivered)."""
+async def run_demo(
+    count: int = 1000,
+    concurrency: int = 100,
+    stream: IO[str] | None = None,
+    request_timeout: float | None = None,
+) -> int:
+    """Run the demo; returns the exit code (0 when every OTP was sent and delivered).
+
+    ``request_timeout`` (``--timeout``) bounds each of the client's calls, retries included.
+    """
     from ..sandbox import Sandbox
 
     out = stream if stream is not None else sys.stderr
@@ -120,10 +129,15 @@ async def run_demo(count: int = 1000, concurrency: int = 100, stream: IO[str] | 
         async with (
             Sandbox(moderation_delay=0.2, delivery_delay=0.2) as sandbox,
             RouteeViberClient(
-                credentials=sandbox.credentials,
-                base_url=sandbox.base_url,
-                auth_url=sandbox.auth_url,
-                max_concurrency=concurrency,
+                **with_timeout(
+                    {
+                        "credentials": sandbox.credentials,
+                        "base_url": sandbox.base_url,
+                        "auth_url": sandbox.auth_url,
+                        "max_concurrency": concurrency,
+                    },
+                    request_timeout,
+                )
             ) as client,
         ):
             print(f"sandbox at {sandbox.base_url}; callbacks to {receiver.base_url}", file=out)

@@ -1,5 +1,8 @@
 """Reading ``send-many`` input: CSV (a ``to`` column, every other column a parameter) or JSONL.
 
+A CSV header's ``to`` is matched in any case (``To``, `` TO ``); blank lines at the end of a
+file are ignored (one in the middle is an error: it is more likely an accident than a row).
+
 Rows are read lazily, one at a time, so a million-row file is never held in memory. Bad input
 raises :class:`InputError` with the row number and the reason.
 
@@ -161,15 +164,22 @@ def _read_csv(handle: Any, delimiter: str) -> Iterator[InputRow]:
     if header is None:
         raise InputError("the file is empty: a header row with a 'to' column is required")
     names = [name.strip() for name in header]
-    if "to" not in names:
+    # "to" in any case ("To", "TO"); the parameters' names are the template's, case and all.
+    to_columns = [position for position, name in enumerate(names) if name.lower() == "to"]
+    if not to_columns:
         raise InputError("the header row has no 'to' column")
-    if len(set(names)) != len(names) or "" in names:
+    if len(to_columns) > 1 or len(set(names)) != len(names) or "" in names:
         raise InputError("the header row has a blank or repeated column name")
-    to_column = names.index("to")
-    for index, cells in enumerate(reader):
+    (to_column,) = to_columns
+    index = 0
+    blank: int | None = None  # the line of a blank row: fine at the end of the file only
+    for cells in reader:
         line = reader.line_num
         if not any(cell.strip() for cell in cells):
-            raise InputError(f"row {index + 1} (line {line}): empty row")
+            blank = line if blank is None else blank
+            continue
+        if blank is not None:
+            raise InputError(f"row {index + 1} (line {blank}): empty row")
         if len(cells) != len(names):
             raise InputError(
                 f"row {index + 1} (line {line}): {len(cells)} cells, the header has {len(names)}"
@@ -180,6 +190,7 @@ def _read_csv(handle: Any, delimiter: str) -> Iterator[InputRow]:
             if position != to_column and cell != ""
         }
         yield InputRow(index, line, cells[to_column].strip(), params)
+        index += 1
 
 
 class _Number(str):

@@ -97,7 +97,8 @@ class Journal:
         """Open (or create) the journal for an input described by ``fingerprint``.
 
         Raises :class:`JournalMismatch` when the journal was written for another input or
-        other settings (template, sender, language).
+        other settings (template, sender, language), unless only the settings differ and every
+        row recorded so far certainly failed: then the journal takes the new settings.
         """
         db = _connect(path)
         # WAL with NORMAL sync: each commit is durable against a process crash (the journal's
@@ -130,6 +131,15 @@ class Journal:
             (started,) = self._db.execute(
                 "SELECT COUNT(*) FROM rows WHERE state != ?", (FAILED,)
             ).fetchone()
+            if not started and "input_sha256" not in differing:
+                # Every row so far certainly failed, so nothing reached Routee under the old
+                # settings: the run goes on with the new ones (a wrong --sender fixed, say).
+                with self._db:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                        [(key, fingerprint[key]) for key in differing],
+                    )
+                return
             raise JournalMismatch(
                 f"journal {self.path} was written for another run (differs in: "
                 f"{', '.join(differing)}). Deleting it would send every row again, the "

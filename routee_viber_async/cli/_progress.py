@@ -1,11 +1,16 @@
-"""Progress display: a rich bar on a terminal, plain periodic lines otherwise."""
+"""Progress display: a rich bar on a terminal, plain periodic lines otherwise.
+
+Both show the counts (ok, failed, unknown: a failure that may have reached Routee) and the
+rate, the average number of outcomes a second since the start. The bar adds the elapsed and
+the remaining time on a second line, labelled, under the bar itself.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Self
 
 __all__ = ["Progress", "make_progress"]
 
@@ -19,19 +24,23 @@ class Progress:
         self.done = 0
         self.ok = 0
         self.failed = 0
+        self.unknown = 0
 
-    def advance(self, ok: bool) -> None:
-        """One more outcome."""
+    def advance(self, ok: bool, *, unknown: bool = False) -> None:
+        """One more outcome: ok, else unknown (it may have reached Routee) or failed."""
         self.done += 1
         if ok:
             self.ok += 1
+        elif unknown:
+            self.unknown += 1
         else:
             self.failed += 1
         self._refresh()
 
-    def update(self, *, ok: int, failed: int) -> None:
+    def update(self, *, ok: int, failed: int, unknown: int = 0) -> None:
         """Set the counts outright (for progress measured elsewhere)."""
-        self.ok, self.failed, self.done = ok, failed, ok + failed
+        self.ok, self.failed, self.unknown = ok, failed, unknown
+        self.done = ok + failed + unknown
         self._refresh()
 
     def _refresh(self) -> None:
@@ -66,7 +75,7 @@ class _PlainProgress(Progress):
         of = f"/{self.total}" if self.total is not None else ""
         return (
             f"{self.description}: {self.done}{of} done, {self.ok} ok, {self.failed} failed, "
-            f"{self.done / elapsed:.0f}/s"
+            f"{self.unknown} unknown, {self.done / elapsed:.0f}/s"
         )
 
     def _refresh(self) -> None:
@@ -84,56 +93,14 @@ class _PlainProgress(Progress):
         print(self._line(), file=self._stream, flush=True)
 
 
-class _RichProgress(Progress):
-    def __init__(self, total: int | None, description: str, stream: IO[str]) -> None:
-        super().__init__(total, description)
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            TaskProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import Progress as RichBar
-
-        self._bar = RichBar(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TaskProgressColumn(),
-            TextColumn("[green]{task.fields[ok]} ok[/] [red]{task.fields[failed]} failed[/]"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(file=stream),
-            transient=False,
-        )
-        self._task: Any = None
-
-    def __enter__(self) -> Self:
-        self._bar.__enter__()
-        self._task = self._bar.add_task(self.description, total=self.total, ok=0, failed=0)
-        return self
-
-    def _refresh(self) -> None:
-        self._bar.update(self._task, completed=self.done, ok=self.ok, failed=self.failed)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._bar.__exit__(exc_type, exc, tb)
-
-
 def make_progress(total: int | None, description: str, stream: IO[str] | None = None) -> Progress:
     """A rich progress bar when ``stream`` is a terminal and rich is installed, else lines."""
     stream = stream if stream is not None else sys.stderr
     if stream.isatty():
         try:
-            return _RichProgress(total, description, stream)
+            from ._rich_bar import RichProgress
         except ImportError:
             pass
+        else:
+            return RichProgress(total, description, stream)
     return _PlainProgress(total, description, stream)

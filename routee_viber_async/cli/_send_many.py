@@ -3,21 +3,26 @@
 The run, in order:
 
 0. lock the journal (``JOURNAL.lock``) for the whole run: a second run on it refuses at once;
-1. preflight: fetch the template (it must exist and be approved) and check every input row
-   against it locally, so a wrong template, language or parameter set stops the run within
-   seconds, before anything is sent (exit 2); the send pass reads exactly the bytes checked;
+1. preflight: fetch the template (it must exist, be approved and, when it names its sender,
+   belong to ``--sender``) and check every input row against it locally, so a wrong template,
+   sender, language or parameter set stops the run within seconds, before anything is sent
+   (exit 2); the send pass reads exactly the bytes checked. Recipients that appear more than
+   once are counted and warned about (every row is sent all the same);
 2. open the journal (refusing one written for another input or other settings) and resume:
    rows a previous run finished are skipped, rows it left in flight are *unknown* and not resent
    unless ``--resend-unknown`` (``--retry-failed`` resends those that certainly failed); the
    results file is reconciled with the journal (one line per row with an outcome);
 3. fan out, recording each row's ``seq`` in the journal before its first attempt and its outcome
    when known, then its line in the results file. Ambiguous sends are never retried.
+   ``--max-failures`` identical refusals in a row (a wrong sender, say) stop new sends: those
+   in flight drain and the run exits 2 (``--retry-failed`` resends the failed rows later).
 
 A journal or results file that cannot be written stops the run: before the first send it is
 exit 2; later, the sends in flight drain, the journal stays consistent, and the exit is 1.
 
-The first SIGINT/SIGTERM stops new sends and drains those in flight (exit 130); a second exits
-at once, the journal still consistent (rows in flight stay ``pending``, i.e. unknown).
+The first SIGINT/SIGTERM during the preflight ends the run at once (exit 130, nothing sent).
+Once the sends have started it stops new sends and drains those in flight (exit 130); a second
+exits at once, the journal still consistent (rows in flight stay ``pending``, i.e. unknown).
 """
 
 from __future__ import annotations
@@ -29,9 +34,9 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 import attrs
 
@@ -42,6 +47,8 @@ from .._requests import SendMessage
 from .._responses import Template
 from .._seq import next_seq
 from ..resources import SendOutcome
+from ._duplicates import DuplicateCounter
+from ._failures import DEFAULT_MAX_FAILURES, FailureStreak
 from ._input import InputChanged, InputError, InputRow, InputSnapshot
 from ._journal import FAILED, PENDING, SENT, UNKNOWN, Journal, JournalMismatch, RowRecord
 from ._lock import JournalBusy, JournalLock
@@ -55,9 +62,15 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+_T = TypeVar("_T")
+
 
 class UsageError(Exception):
     """Bad usage or input: exit 2 with this message."""
+
+
+class _Interrupted(Exception):
+    """Ctrl-C (or SIGTERM) before any send: exit 130."""
 
 
 @attrs.frozen
@@ -74,6 +87,8 @@ class SendMany:
     journal: Path | None = None
     resend_unknown: bool = False
     retry_failed: bool = False
+    max_failures: int = DEFAULT_MAX_FAILURES
+    allow_duplicates: bool = False
 
     @property
     def journal_path(self) -> Path:
@@ -103,11 +118,16 @@ class SendMany:
                 raise UsageError("--concurrency must be at least 1")
             if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
                 raise UsageError("--rate must be a positive number")
+            if self.max_failures < 0:
+                raise UsageError("--max-failures must be 0 (no limit) or more")
             with self._lock():
                 return await self._run_locked(client_factory, err)
         except (UsageError, InputError, JournalMismatch, JournalBusy, ForeignResults) as exc:
             print(f"routee-viber send-many: {exc}", file=err)
             return EXIT_USAGE
+        except _Interrupted:
+            print("routee-viber send-many: interrupted before anything was sent", file=err)
+            return EXIT_INTERRUPTED
 
     def _lock(self) -> JournalLock:
         lock = JournalLock(self.journal_path)
@@ -129,8 +149,8 @@ class SendMany:
         # leave its connections open.
         with stop.installed():
             async with client_factory(retry=retry, max_concurrency=self.concurrency) as client:
-                template = await self._preflight_template(client)
-                snapshot, total = self._check_rows(template)
+                template = await stop.before_sending(self._preflight_template(client))
+                snapshot, total = self._check_rows(template, err)
                 journal = self._open_journal(snapshot.sha256)
                 try:
                     return await self._send(client, template, journal, snapshot, total, stop, err)
@@ -142,6 +162,12 @@ class SendMany:
             template = await client.templates.get(self.template_id)
         except NotFoundError:
             raise UsageError(f"template {self.template_id} was not found") from None
+        owner = template.sender_info_tracking_id
+        if owner and owner != self.sender:
+            raise UsageError(
+                f"template {self.template_id} belongs to sender {owner}, not to --sender "
+                f"{self.sender}: nothing was sent"
+            )
         if not template.is_approved:
             raise UsageError(
                 f"template {self.template_id} is {template.status}, not APPROVED: "
@@ -154,19 +180,24 @@ class SendMany:
             )
         return template
 
-    def _check_rows(self, template: Template) -> tuple[InputSnapshot, int]:
+    def _check_rows(self, template: Template, err: IO[str]) -> tuple[InputSnapshot, int]:
         """Check every row locally before anything is sent; the snapshot of the bytes checked
         (the send pass reads them again) and the row count."""
         snapshot = InputSnapshot(self.input)
+        duplicates = None if self.allow_duplicates else DuplicateCounter()
         count = 0
         for row in snapshot.first_read():
             issues = self.message(row).issues(template)
             if issues:
                 reasons = "; ".join(f"{code}: {message}" for code, message in issues)
                 raise InputError(f"row {row.index + 1} (line {row.line}): {reasons}")
+            if duplicates is not None:
+                duplicates.add(row.to)
             count += 1
         if count == 0:
             raise InputError(f"{self.input}: no rows to send")
+        if duplicates is not None:
+            _warn_duplicates(duplicates, err)
         return snapshot, count
 
     def _open_journal(self, input_sha256: str) -> Journal:
@@ -223,8 +254,11 @@ class SendMany:
         known = self._resume(journal, err)
         resent = {i for i, r in known.items() if r.state in self._resent_states}
         todo = total - len(known) + len(resent)
+        if todo == 0:
+            return self._nothing_to_send(journal, total, err)
         seq_to_index: dict[int, int] = {}
         failure: list[str] = []  # why the run stopped early, when it did
+        streak = FailureStreak(self.max_failures)
 
         def stop_for(reason: str) -> None:
             if not failure:
@@ -235,7 +269,7 @@ class SendMany:
             # A failure here ends the input: the sends in flight drain, nothing new starts.
             try:
                 for row in snapshot.rows():
-                    if stop.requested:
+                    if stop.requested or streak.tripped:
                         return
                     if row.index in known and row.index not in resent:
                         continue
@@ -268,7 +302,8 @@ class SendMany:
                         index = seq_to_index.pop(seq)
                         reason = self._finish(journal, output, index, outcome)
                         if reason is None:
-                            progress.advance(outcome.result is not None)
+                            progress.advance(outcome.ok, unknown=outcome.outcome_unknown)
+                            streak.observe(outcome)
                         else:
                             stop_for(reason)
         finally:
@@ -286,18 +321,35 @@ class SendMany:
             counts = journal.counts()
         except sqlite3.Error:
             return EXIT_FAILED  # the failure above said why
-        print(
-            f"routee-viber send-many: {counts.get(SENT, 0)} sent, {counts.get(FAILED, 0)} "
-            # A row still pending (its outcome could not be recorded) is unknown too.
-            f"failed, {counts.get(UNKNOWN, 0) + counts.get(PENDING, 0)} unknown, "
-            f"{total - sum(counts.values())} not yet sent, of {total}",
-            file=err,
-        )
+        if streak.tripped_by is not None and not failure:
+            print(
+                f"routee-viber send-many: {_stopped_by_refusals(streak, counts.get(FAILED, 0))}",
+                file=err,
+            )
+        _print_summary(counts, total, err)
         if failure:
             return EXIT_FAILED
+        if streak.tripped:
+            return EXIT_USAGE
         if stop.requested:
             return EXIT_INTERRUPTED
         if counts.get(FAILED, 0) or counts.get(UNKNOWN, 0):
+            return EXIT_FAILED
+        return EXIT_OK
+
+    def _nothing_to_send(self, journal: Journal, total: int, err: IO[str]) -> int:
+        """A rerun of a finished input: say so; the exit code is the finished run's."""
+        try:
+            counts = journal.counts()
+        except sqlite3.Error as exc:
+            raise UsageError(f"journal {journal.path}: cannot read it ({exc})") from None
+        print(
+            f"routee-viber send-many: all {total} rows are already done (journal "
+            f"{journal.path}): nothing to send",
+            file=err,
+        )
+        if counts.get(FAILED, 0) or counts.get(UNKNOWN, 0):
+            _print_summary(counts, total, err)  # what is left, and why the exit is 1
             return EXIT_FAILED
         return EXIT_OK
 
@@ -325,6 +377,35 @@ class SendMany:
         return (
             f"journal {journal.path}: cannot write it ({exc}); stopped after the sends in "
             "flight (a row whose outcome could not be recorded counts as unknown)"
+        )
+
+
+def _print_summary(counts: dict[str, int], total: int, err: IO[str]) -> None:
+    print(
+        f"routee-viber send-many: {counts.get(SENT, 0)} sent, {counts.get(FAILED, 0)} "
+        # A row still pending (its outcome could not be recorded) is unknown too.
+        f"failed, {counts.get(UNKNOWN, 0) + counts.get(PENDING, 0)} unknown, "
+        f"{total - sum(counts.values())} not yet sent, of {total}",
+        file=err,
+    )
+
+
+def _stopped_by_refusals(streak: FailureStreak, failed: int) -> str:
+    assert streak.tripped_by is not None
+    return (
+        f"stopped after {streak.limit} sends in a row were refused the same way "
+        f"({_describe(streak.tripped_by.error)}); fix the cause, then run again with "
+        f"--retry-failed to resend the {failed} failed rows (--max-failures 0 never stops)"
+    )
+
+
+def _warn_duplicates(counter: DuplicateCounter, err: IO[str]) -> None:
+    found = counter.count()
+    if found.recipients:
+        print(
+            f"routee-viber send-many: {found.recipients} recipients appear more than once "
+            f"({found.rows} rows); --allow-duplicates silences this",
+            file=err,
         )
 
 
@@ -363,13 +444,33 @@ def _describe(error: BaseException | None) -> str:
 
 
 class _StopSignal:
-    """First SIGINT/SIGTERM: stop taking new rows. Second: leave at once."""
+    """First SIGINT/SIGTERM: during the preflight, end it; later, stop taking new rows.
+    Second: leave at once."""
 
     def __init__(self) -> None:
         self.requested = False
         self.on_leave: Callable[[], None] | None = None
+        self._preflight: asyncio.Future[Any] | None = None
+
+    async def before_sending(self, call: Awaitable[_T]) -> _T:
+        """Await a call of the preflight; a first signal meanwhile cancels it and raises
+        :class:`_Interrupted` (nothing was sent, so there is nothing to drain)."""
+        task = asyncio.ensure_future(call)
+        self._preflight = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if self.requested and task.cancelled():  # cancelled by the handler, not from above
+                raise _Interrupted from None
+            raise
+        finally:
+            self._preflight = None
 
     def _handle(self) -> None:
+        if self._preflight is not None and not self.requested:
+            self.requested = True
+            self._preflight.cancel()
+            return
         if self.requested:
             # The journal commits every state change, so it is consistent right now.
             self._leave()
