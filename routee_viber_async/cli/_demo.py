@@ -54,6 +54,19 @@ class _Receiver:
         self.changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        # The callbacks' shared secret, as a path segment: even on loopback the demo shows the
+        # recommended set-up, and its receiver does not warn of an unprotected endpoint.
+        self._token = secrets.token_urlsafe(16)
+
+    @property
+    def delivery_url(self) -> str:
+        """The ``callbackUrl`` of the demo's sends."""
+        return f"{self.base_url}/routee/delivery/{self._token}"
+
+    @property
+    def moderation_url(self) -> str:
+        """The ``callbackUrl`` of the demo's template."""
+        return f"{self.base_url}/routee/moderation/{self._token}"
 
     async def on_delivery(self, callback: DeliveryCallback) -> None:
         self.callbacks += 1
@@ -75,7 +88,13 @@ class _Receiver:
     async def start(self) -> None:
         app = web.Application()
         app.add_routes(
-            webhook_routes(on_delivery=self.on_delivery, on_moderation=self.on_moderation)
+            webhook_routes(
+                on_delivery=self.on_delivery,
+                on_moderation=self.on_moderation,
+                secret=self._token,
+                delivery_path="/routee/delivery/{token}",
+                moderation_path="/routee/moderation/{token}",
+            )
         )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -99,7 +118,7 @@ async def _approved_template(
             params=_TEMPLATE.params,
             locales=_TEMPLATE.locales,
             var_example=_TEMPLATE.var_example,
-            callback_url=f"{receiver.base_url}/routee/moderation",
+            callback_url=receiver.moderation_url,
         ),
     )
     event = receiver.approved.setdefault(created.template_id, asyncio.Event())
@@ -156,7 +175,7 @@ async def run_demo(
                         template_id=template.template_id,
                         template_lang="en",
                         template_params={"pin": f"{secrets.randbelow(10**6):06d}", "minutes": "5"},
-                        callback_url=f"{receiver.base_url}/routee/delivery",
+                        callback_url=receiver.delivery_url,
                         seq=seq,
                     )
 
