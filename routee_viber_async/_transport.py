@@ -412,6 +412,7 @@ class Transport:
             return
         shared.closed = True
         shared.wake_sleepers()
+        shared.tokens.close()
         session = shared.session
         if session is not None and shared.owns_session:
             await session.close()
