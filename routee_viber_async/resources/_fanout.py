@@ -79,7 +79,7 @@ class SendOutcome:
         seq = self._seq
         if seq is None:
             return self._sent
-        request = self._sent = attrs.evolve(self._sent, seq=seq)
+        request = self._sent = _with_seq(self._sent, seq)
         self._seq = None
         return request
 
@@ -106,6 +106,11 @@ Send = Callable[[SendMessage, Template | None, int | None], Awaitable[tuple[Send
 
 _END: Any = object()
 _WORKERS: set[asyncio.Task[None]] = set()  # every fan-out's workers, until they end
+
+def _with_seq(message: SendMessage, seq: int) -> SendMessage:
+    """A copy of ``message`` carrying ``seq``."""
+    return attrs.evolve(message, seq=seq)
+
 
 # -- options ----------------------------------------------------------------------------------
 

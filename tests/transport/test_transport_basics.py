@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Mapping
 
 import aiohttp
 import pytest
@@ -17,6 +19,7 @@ from routee_viber_async._errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    RouteeError,
     ServerError,
     TransportError,
     UnprocessableError,
@@ -382,3 +385,28 @@ async def test_large_answers_arrive_whole_over_one_keep_alive_connection(
         reply_ = await transport.request("POST", "/viber/transactional/messages", body=b"{}")
         assert reply_.data == big
     assert (await transport.request("GET", "/viber/tracking/x")).data == {"ok": True, "n": 3}
+
+
+async def test_the_transport_words_error_answers_with_the_factory_it_was_given(
+    routee: FakeRoutee, make_transport: MakeTransport
+) -> None:
+    """The transport knows HTTP only: what a non-2xx answer means is the factory's business."""
+    seen: list[tuple[int, bytes, str, str]] = []
+
+    class Refused(RouteeError):
+        pass
+
+    def make_status_error(
+        status: int, raw: bytes, headers: Mapping[str, str], method: str, path: str
+    ) -> RouteeError:
+        seen.append((status, raw, method, path))
+        return Refused(f"{method} {path}: {status}")
+
+    routee.script(reply(404, {"code": "404000000"}))
+    transport = make_transport(make_status_error=make_status_error)
+    with pytest.raises(Refused) as caught:
+        await transport.request("GET", "/t/1?x=1")
+    assert caught.value.attempts == 1
+    assert [(s, json.loads(raw), m, p) for s, raw, m, p in seen] == [
+        (404, {"code": "404000000"}, "GET", "/t/1?x=1")
+    ]
