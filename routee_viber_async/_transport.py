@@ -486,39 +486,32 @@ class Transport:
         raises its error with ``attempts`` (this try's requests) and ``nothing_sent`` (its
         last request never left) set.
         """
-        shared = self._shared
         timeout = _within(self._timeout, deadline_left)
         token = await self._token(call, None, made=0)
-        try:
-            return await self._exchange(call, timeout, made + 1), 1
-        except _TransportClosedError as exc:
-            exc.attempts = 0
-            raise
-        except RouteeError as exc:
-            exc.attempts = 1
-            if not self._wants_replay(exc, token):
+        sent = 0  # HTTP requests of this try so far
+        while True:
+            try:
+                return await self._exchange(call, timeout, made + sent + 1), sent + 1
+            except _TransportClosedError as exc:
+                exc.attempts = sent
                 raise
-            refused = exc
-        if shared.closed:
-            raise refused
-        fresh = await self._token(call, token, made=1)
-        if fresh.value == token.value:
-            raise refused  # the provider has nothing better (a static token): no replay
-        if logger.isEnabledFor(logging.INFO):
-            logger.info(
-                "%s %s: HTTP %s with the current access token; replaying once with a new one",
-                call.method,
-                bare_path(call.path),
-                getattr(refused, "status", "?"),
-            )
-        try:
-            return await self._exchange(call, timeout, made + 2), 2
-        except _TransportClosedError as exc:
-            exc.attempts = 1
-            raise
-        except RouteeError as exc:
-            exc.attempts = 2
-            raise
+            except RouteeError as exc:
+                sent += 1
+                exc.attempts = sent
+                if sent > 1 or self._shared.closed or not self._wants_replay(exc, token):
+                    raise
+                refused = exc
+            fresh = await self._token(call, token, made=sent)
+            if fresh.value == token.value:
+                raise refused  # the provider has nothing better (a static token): no replay
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "%s %s: HTTP %s with the current access token; replaying once with a new one",
+                    call.method,
+                    bare_path(call.path),
+                    getattr(refused, "status", "?"),
+                )
+            token = fresh
 
     async def _token(self, call: _Call, refused: AccessToken | None, *, made: int) -> AccessToken:
         """A token to send with: a usable one, or one newer than ``refused``."""

@@ -107,6 +107,7 @@ Send = Callable[[SendMessage, Template | None, int | None], Awaitable[tuple[Send
 _END: Any = object()
 _WORKERS: set[asyncio.Task[None]] = set()  # every fan-out's workers, until they end
 
+
 def _with_seq(message: SendMessage, seq: int) -> SendMessage:
     """A copy of ``message`` carrying ``seq``."""
     return attrs.evolve(message, seq=seq)
