@@ -383,6 +383,11 @@ class TokenManager:
         """True while a token fetch is in flight."""
         return self._pending is not None
 
+    async def wait_fetched(self) -> None:
+        """Wait until the fetch in flight, if any, has ended (whatever its outcome)."""
+        if self._pending is not None:
+            await asyncio.wait([self._pending])
+
     def close(self) -> None:
         """Cancel the fetch in flight, if any (the client is closing)."""
         if self._pending is not None:

@@ -83,6 +83,13 @@ def library_tasks() -> list[asyncio.Task[Any]]:
     return found
 
 
+async def token_fetch_done(client: RouteeViberClient, within: float = 5.0) -> None:
+    """Wait until a token fetch in flight has ended: it runs in a task of its own, which the
+    cancellation of its callers leaves running (its token serves the next calls)."""
+    async with asyncio.timeout(within):
+        await transport_of(client).tokens.wait_fetched()
+
+
 def assert_idle(client: RouteeViberClient) -> None:
     """Nothing of the client is busy: no task, slot, connection or token lock is held."""
     assert library_tasks() == []
