@@ -31,7 +31,6 @@ from . import _json
 from ._errors import (
     APIStatusError,
     AuthenticationError,
-    ClientClosedError,
     RateLimitError,
     RouteeError,
     ServerError,
@@ -368,8 +367,14 @@ class TokenManager:
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if fetch.cancelled() and (current is None or not current.cancelling()):
-                # close() cancelled the fetch, not this caller.
-                raise ClientClosedError("the client was closed while fetching a token") from None
+                # close() cancelled the fetch, not this caller: its call ends like any other
+                # call that close() cuts (not sent, not retried).
+                raise TransportError(
+                    "the client was closed while fetching an access token",
+                    method="POST",
+                    path=bare_path(_url_path(self.auth_url)),
+                    request_sent=False,
+                ) from None
             raise
 
     def _fetched(self, task: asyncio.Task[AccessToken]) -> None:

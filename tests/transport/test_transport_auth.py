@@ -21,7 +21,6 @@ from routee_viber_async._auth import (
 from routee_viber_async._config import RetryPolicy
 from routee_viber_async._errors import (
     AuthenticationError,
-    ClientClosedError,
     PermissionDeniedError,
     ServerError,
     TransportError,
@@ -400,6 +399,7 @@ async def test_close_cancels_the_fetch_and_wakes_every_waiter_with_a_typed_error
         await wait_until(lambda: provider.calls == 1)
         manager.close()
         results = await asyncio.gather(*waiters, return_exceptions=True)
-        assert all(isinstance(result, ClientClosedError) for result in results), results
+        assert all(isinstance(result, TransportError) for result in results), results
+        assert all(result.request_sent is False for result in results)  # type: ignore[union-attr]
         assert not manager.fetching
         assert provider.calls == 1
