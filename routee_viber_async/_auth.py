@@ -280,7 +280,7 @@ class TokenManager:
     """Caches a provider's token, refreshes it ahead of expiry, one fetch at a time.
 
     - ``token`` / ``refresh_at``: the current token and the monotonic time after which it
-      should be refreshed (the transport reads both on its fast path).
+      should be refreshed.
     - :meth:`get` returns a usable token, fetching one when needed. While one coroutine
       refreshes a token that is still valid, the others keep using it instead of waiting.
     - :meth:`invalidate` is for a token the API refused: it fetches a new one unless another

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._converter import WIRE, from_wire, to_wire, wire_parser
+from .._converter import from_wire, to_wire, wire_parser
 from .._errors import InvalidResponseError, ValidationError, scrub_error
 from .._json import dumps
 from .._masking import secret_values
@@ -27,8 +27,6 @@ T = TypeVar("T")
 _SEND_PATH = "/viber/transactional/messages"
 _OTP_PATH = "/viber/otp"
 
-# A send's two conversions, bound once (every send makes both).
-_send_message_to_wire = WIRE.get_unstructure_hook(SendMessage)
 _send_result_from_wire = wire_parser(SendResult)
 
 
@@ -134,8 +132,7 @@ def _send_body(
     (``seq``, or a new one)."""
     if validate:
         message.validate(template)
-    # A subclass may add fields: only SendMessage itself takes the hook bound above.
-    body = _send_message_to_wire(message) if type(message) is SendMessage else to_wire(message)
+    body = to_wire(message)
     if message.seq is None:
         body["seq"] = next_seq() if seq is None else seq
     return dumps(body)
