@@ -276,25 +276,20 @@ _SOFT_FAILURE_BACKOFF = 5.0
 _TRANSIENT = (TransportError, ServerError, RateLimitError)
 
 
-class _FetchAbandoned(Exception):
-    """The caller fetching a token was cancelled before it got one (never leaves this module)."""
-
-
 class TokenManager:
     """Caches a provider's token, refreshes it ahead of expiry, one fetch at a time.
 
     - ``token`` / ``refresh_at``: the current token and the monotonic time after which it
-      should be refreshed (the transport reads both on its fast path).
+      should be refreshed.
     - :meth:`get` returns a usable token, fetching one when needed. While one coroutine
       refreshes a token that is still valid, the others keep using it instead of waiting.
     - :meth:`invalidate` is for a token the API refused: it fetches a new one unless another
       coroutine already replaced that token, so any number of concurrent 401s carrying the same
       stale token cause one fetch.
-    - Concurrent callers waiting for the same fetch share its outcome, failure included: bad
-      credentials cost one auth request, not one per caller. They wait on one future, which the
-      fetch completes for all of them in the same turn of the event loop (a lock hands itself
-      on to one waiter per turn: a thousand calls arriving without a token used to leave it one
-      by one, each a loop iteration, and went out one by one).
+    - The fetch runs in a task of its own; every caller awaits it through ``asyncio.shield``,
+      so a cancelled caller leaves the fetch running for the others, and all of them wake
+      together when it ends. They share its outcome, failure included: bad credentials cost
+      one auth request, not one per caller. :meth:`close` cancels a fetch in flight.
     """
 
     __slots__ = (
@@ -326,7 +321,7 @@ class TokenManager:
         #: How many times the provider was asked for a token.
         self.fetches = 0
         #: The fetch in flight, if any: every caller meanwhile waits for its outcome.
-        self._pending: asyncio.Future[AccessToken] | None = None
+        self._pending: asyncio.Task[AccessToken] | None = None
         self._rejected: AccessToken | None = None
 
     async def get(self, http: aiohttp.ClientSession) -> AccessToken:
@@ -357,29 +352,51 @@ class TokenManager:
         self, http: aiohttp.ClientSession, *, stale: AccessToken | None
     ) -> AccessToken:
         while (pending := self._pending) is not None:
-            try:
-                # Shielded: a waiter's cancellation must not cancel everyone's fetch.
-                token = await asyncio.shield(pending)
-            except _FetchAbandoned:
-                continue  # its caller was cancelled: fetch (or join whoever does)
+            token = await self._join(pending)
             if token is not stale:
                 return token
-        future: asyncio.Future[AccessToken] = asyncio.get_running_loop().create_future()
-        self._pending = future
+        task = asyncio.get_running_loop().create_task(self._fetch(http, stale=stale))
+        self._pending = task
+        task.add_done_callback(self._fetched)
+        return await self._join(task)
+
+    async def _join(self, fetch: asyncio.Task[AccessToken]) -> AccessToken:
+        """The outcome of ``fetch``; shielded, so that a caller's cancellation is its own."""
         try:
-            token = await self._fetch(http, stale=stale)
-        except Exception as exc:
-            future.set_exception(exc)
+            return await asyncio.shield(fetch)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if fetch.cancelled() and (current is None or not current.cancelling()):
+                # close() cancelled the fetch, not this caller: its call ends like any other
+                # call that close() cuts (not sent, not retried).
+                raise TransportError(
+                    "the client was closed while fetching an access token",
+                    method="POST",
+                    path=bare_path(_url_path(self.auth_url)),
+                    request_sent=False,
+                ) from None
             raise
-        except BaseException:  # cancelled before the token came: a waiter takes over
-            future.set_exception(_FetchAbandoned())
-            raise
-        else:
-            future.set_result(token)
-            return token
-        finally:
+
+    def _fetched(self, task: asyncio.Task[AccessToken]) -> None:
+        if self._pending is task:
             self._pending = None
-            future.exception()  # retrieved, so an outcome nobody waited for is not logged
+        if not task.cancelled():
+            task.exception()  # retrieved, so an outcome nobody waited for is not logged
+
+    @property
+    def fetching(self) -> bool:
+        """True while a token fetch is in flight."""
+        return self._pending is not None
+
+    async def wait_fetched(self) -> None:
+        """Wait until the fetch in flight, if any, has ended (whatever its outcome)."""
+        if self._pending is not None:
+            await asyncio.wait([self._pending])
+
+    def close(self) -> None:
+        """Cancel the fetch in flight, if any (the client is closing)."""
+        if self._pending is not None:
+            self._pending.cancel()
 
     async def _fetch(
         self, http: aiohttp.ClientSession, *, stale: AccessToken | None

@@ -14,7 +14,7 @@ import aiohttp
 
 from ._auth import ClientCredentials, StaticToken, TokenProvider
 from ._config import RetryPolicy
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, routee_status_error
 from ._transport import DEFAULT_MAX_RESPONSE_SIZE, Transport
 from ._validation import is_loopback_host
 from .resources import MessagesResource, TemplatesResource, TrackingResource
@@ -184,6 +184,7 @@ class RouteeViberClient:
             token_provider=credentials,
             base_url=base_url,
             auth_url=auth_url,
+            make_status_error=routee_status_error,
             max_concurrency=max_concurrency,
             retry=retry if retry is not None else RetryPolicy(),
             timeout=timeout,

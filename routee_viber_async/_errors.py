@@ -29,9 +29,14 @@ chained (only a summary of its type and message, :class:`CauseSummary`).
 
 from __future__ import annotations
 
+import email.utils
+import math
 from collections.abc import Collection, Iterable, Mapping
+from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any, NamedTuple
 
+from . import _json
 from ._masking import mask_secrets, scrub_text, scrub_value
 
 __all__ = [
@@ -55,6 +60,9 @@ __all__ = [
     "ValidationIssue",
     "WaitTimeoutError",
     "outcome_unknown",
+    "bare_path",
+    "parse_retry_after",
+    "routee_status_error",
     "scrub_error",
 ]
 
@@ -372,3 +380,140 @@ def _scrub_one(error: BaseException, secrets: Collection[str]) -> None:
             ValidationIssue(issue.code, scrub_text(issue.message, secrets))
             for issue in error.issues
         ]
+
+
+# -- Routee's error answers ------------------------------------------------------------------
+#
+# The transport knows HTTP only: it is handed routee_status_error (the client does that) and
+# calls it for every answer that is not 2xx, as anthropic-sdk-python's base client calls its
+# ``_make_status_error``.
+
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: UnprocessableError,
+}
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+_MAX_TEXT_BODY = 4096
+
+
+def bare_path(path: str) -> str:
+    """``path`` without its query string (for logs and errors)."""
+    return path.partition("?")[0]
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait according to a ``Retry-After`` header value, or None if unusable.
+
+    Accepts delay-seconds (``"120"``, also ``"1.5"``) and an HTTP date
+    (``"Wed, 21 Oct 2015 07:28:00 GMT"``). A date in the past, or a negative number, means 0.
+    The value is not capped here: callers cap it with ``RetryPolicy.max_retry_after``.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def error_body(raw: bytes) -> Any:
+    """An answer's body as an error keeps it: its JSON, or its text cut to 4 KiB."""
+    if not raw:
+        return None
+    try:
+        return _json.loads(raw)
+    except _json.JSONDecodeError:
+        text = raw.decode("utf-8", "replace")
+        return text if len(text) <= _MAX_TEXT_BODY else text[:_MAX_TEXT_BODY] + "…"
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _validation_error(
+    body: Any, headers: Mapping[str, str], method: str, path: str
+) -> ValidationError:
+    """Routee's HTTP 400: ``code``, ``developerMessage`` and the ``validationIssues`` list."""
+    code = developer_message = None
+    issues: list[ValidationIssue] = []
+    if isinstance(body, Mapping):
+        code = _text(body.get("code"))
+        developer_message = _text(body.get("developerMessage")) or _text(body.get("message"))
+        raw_issues = body.get("validationIssues")
+        if isinstance(raw_issues, list):
+            for item in raw_issues:
+                if isinstance(item, Mapping):
+                    issues.append(
+                        ValidationIssue(
+                            _text(item.get("code")) or "UNKNOWN", _text(item.get("message")) or ""
+                        )
+                    )
+    if not issues:
+        issues.append(
+            ValidationIssue("BAD_REQUEST", developer_message or "the server refused the request")
+        )
+    return ValidationError(
+        issues,
+        code=code,
+        developer_message=developer_message,
+        status=400,
+        body=body,
+        headers=headers,
+        method=method,
+        path=path,
+    )
+
+
+def routee_status_error(
+    status: int, raw: bytes, headers: Mapping[str, str], method: str, path: str
+) -> RouteeError:
+    """The typed error for one of Routee's non-2xx answers (body masked, query dropped)."""
+    path = bare_path(path)
+    body = error_body(raw)
+    if status == 400:
+        return _validation_error(body, headers, method, path)
+    code = developer_message = None
+    if isinstance(body, Mapping):
+        code = _text(body.get("code")) or _text(body.get("error"))
+        developer_message = _text(body.get("developerMessage")) or _text(body.get("message"))
+    # Routee's own words first ("Sender other was not found."), the status phrase otherwise.
+    message = developer_message or _PHRASES.get(status, "unexpected status")
+    if code:
+        message = f"{message} ({code})"
+    details: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "developer_message": developer_message,
+        "body": body,
+        "headers": headers,
+        "method": method,
+        "path": path,
+    }
+    if status == 429:
+        return RateLimitError(
+            message, retry_after=parse_retry_after(headers.get("Retry-After")), **details
+        )
+    cls = _STATUS_ERRORS.get(status)
+    if cls is None:
+        cls = ServerError if 500 <= status < 600 else APIStatusError
+    return cls(message, **details)

@@ -1,84 +1,54 @@
 """The HTTP transport: session and pool, auth, the concurrency bound and retries.
 
 It knows nothing of Viber: resources hand it a method, a path, query parameters and JSON bytes,
-and get back decoded JSON or a typed :class:`~routee_viber_async.RouteeError`.
+and get back a :class:`Reply` (the decoded JSON and the number of HTTP attempts) or a typed
+:class:`~routee_viber_async.RouteeError`. What an error answer means is not its business either:
+the client hands it ``make_status_error`` (Routee's format, :func:`routee_status_error`).
 
-One call goes like this:
+One call (:meth:`Transport.request`) goes like this:
 
-1. A token: the cached one unless it is due for refresh (one fetch for all waiting callers; the
-   fetch holds no API slot).
-2. A slot of the semaphore (``max_concurrency`` in-flight API requests at most), held only for
-   the HTTP exchange itself: never while fetching a token or sleeping before a retry.
-3. The first attempt runs directly, without tenacity and written out in
-   :meth:`Transport.request_counted` itself (the happy path stays as cheap as a hand-written
-   aiohttp call: ``benchmarks/`` measures it). A 401, or a 403 on a token older than
-   ``forbidden_refresh_after``, refreshes the token once and replays the request once.
-4. If the attempt failed with a retryable error, tenacity takes over (``_retry.RetryRun``):
-   backoff with full jitter and ``Retry-After``, ``max_attempts``, the deadline, the
-   client-wide retry budget, and the ambiguous-send rule.
-
-Before a POST or PATCH reuses a pooled keep-alive connection (our own session only), the
-connection is checked: one the server has already closed (its FIN is waiting in the socket) is
-dropped instead of written to, so the classic keep-alive race cannot turn a send into an
-ambiguous failure. Should aiohttp still find the connection closing before it writes a byte,
-the error says ``request_sent=False`` and the send is retried whatever the ambiguity rule. Our
-own connections also read in 64 KiB chunks rather than asyncio's 256 KiB, which spares every
-answer three system calls (:data:`_READ_SIZE`).
+1. A try (:meth:`Transport._try`): a token, the cached one unless it is due for refresh (one
+   fetch for all waiting callers; the fetch holds no API slot), then one HTTP exchange
+   (:meth:`Transport._exchange`) under a slot of the semaphore (``max_concurrency`` in-flight
+   API requests at most), held only for the exchange itself: never while fetching a token or
+   sleeping before a retry. A 401, or a 403 on a token older than ``forbidden_refresh_after``,
+   refreshes the token once and replays the request once, within the same try.
+2. If the first try failed with a retryable error, tenacity takes over
+   (:meth:`~routee_viber_async._retry.Retrier.after_failure`) and makes every later try
+   through the same :meth:`Transport._try`: backoff with full jitter and ``Retry-After``,
+   ``max_attempts``, the deadline, the client-wide retry budget, and the ambiguous-send rule.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import select
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
-from http import HTTPStatus
 from ssl import SSLContext
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
-import attrs
-from aiohttp.client_proto import ResponseHandler
-from aiohttp.client_reqrep import ClientRequest
-from aiohttp.connector import Connection
-from aiohttp.tracing import Trace
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import _json
 from ._auth import AccessToken, TokenManager, TokenProvider
 from ._config import RetryPolicy
 from ._errors import (
     APIStatusError,
-    AuthenticationError,
     ClientClosedError,
     InvalidResponseError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
     ResponseTooLargeError,
     RouteeError,
-    ServerError,
     TransportError,
-    UnprocessableError,
-    ValidationError,
-    ValidationIssue,
+    bare_path,
+    error_body,
     scrub_error,
 )
-from ._retry import (
-    RetryEngine,
-    RetryQuota,
-    RetryRun,
-    bare_path,
-    parse_retry_after,
-    set_attempts,
-    transport_error_from,
-)
+from ._retry import Retrier, RetryQuota, transport_error_from
 from ._version import __version__
 
-__all__ = ["DEFAULT_MAX_RESPONSE_SIZE", "DEFAULT_USER_AGENT", "Transport"]
+__all__ = ["DEFAULT_MAX_RESPONSE_SIZE", "DEFAULT_USER_AGENT", "Reply", "Transport"]
 
 logger = logging.getLogger("routee_viber_async")
 
@@ -88,139 +58,20 @@ DEFAULT_MAX_RESPONSE_SIZE = 1024 * 1024
 #: How long an idle pooled connection is kept (aiohttp's default).
 KEEPALIVE_TIMEOUT = 15.0
 
+#: Turns a non-2xx answer (status, raw body, headers, method, path) into the error to raise.
+StatusErrorFactory = Callable[[int, bytes, Mapping[str, str], str, str], RouteeError]
+
 _DEFAULT_RETRY = RetryPolicy()
 _NON_IDEMPOTENT = frozenset({"POST", "PATCH"})
-_MAX_TEXT_BODY = 4096
-_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    422: UnprocessableError,
-}
-_PHRASES = {status.value: status.phrase for status in HTTPStatus}
-_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 _monotonic = time.monotonic
-_DEBUG = logging.DEBUG
-_INFO = logging.INFO
 
 
-# -- the connection pool ----------------------------------------------------------------------
+class Reply(NamedTuple):
+    """What a successful call returns: the decoded JSON (None if empty) and the number of
+    HTTP requests it took (retries and a token-refresh replay included)."""
 
-_POLL = getattr(select, "poll", None)
-_POLL_EVENTS = getattr(select, "POLLIN", 1)
-
-#: One poll object per descriptor number, registered once. A poll object is only the list of
-#: (descriptor, events) pairs it hands to poll(2) on each call, so it serves whichever socket
-#: holds that number now; and a number belongs to one socket (one event loop) at a time.
-_POLLERS: dict[int, Any] = {}
-
-
-def _peer_closed(transport: asyncio.BaseTransport) -> bool:
-    """True when an idle pooled connection has something to read: the peer closed it (FIN,
-    RST) or sent something unsolicited; either way it must not carry a new request."""
-    sock = transport.get_extra_info("socket")
-    if sock is None or _POLL is None:
-        return False
-    try:
-        fd = sock.fileno()
-        if fd < 0:
-            return True
-        poller = _POLLERS.get(fd)
-        if poller is None:
-            poller = _POLLERS[fd] = _POLL()
-            poller.register(fd, _POLL_EVENTS)
-        return bool(poller.poll(0))
-    except (OSError, ValueError):
-        return False
-
-
-#: Bytes asked of the socket per read. asyncio asks for ``max_size`` = 256 KiB and allocates
-#: that much for every read before shrinking it to what arrived: glibc serves a block that
-#: size with mmap(), so every HTTP answer costs an mmap, an mremap, an munmap and a page fault
-#: (measured here: about 13 µs of system time per send). 64 KiB comes from the heap. Routee's
-#: answers are far below that; a larger one just takes more reads.
-_READ_SIZE = 64 * 1024
-
-
-def _limit_read_size(transport: asyncio.BaseTransport) -> None:
-    """Lower the read size of a connection (TLS: of its SSL protocol, which reads the same
-    way) to :data:`_READ_SIZE`; a no-op where there is no such knob (uvloop) or it is set."""
-    reader: Any = getattr(transport, "_ssl_protocol", None) or transport
-    if getattr(reader, "max_size", 0) > _READ_SIZE:
-        with contextlib.suppress(AttributeError):  # once per connection
-            reader.max_size = _READ_SIZE
-
-
-class _GuardedConnector(aiohttp.TCPConnector):
-    """A ``TCPConnector`` that never hands out a pooled connection the server already closed.
-
-    aiohttp drops a pooled connection once the event loop has *processed* the server's FIN;
-    when the FIN is still waiting in the socket (the loop was busy), aiohttp would write the
-    request into a dead connection and fail with ``ServerDisconnectedError``, which is
-    indistinguishable from a server that received the request and died. A zero-timeout
-    ``poll()`` before a POST or PATCH goes out catches that case first: one system call, 0.45 µs
-    in a tight loop but about 2 µs between real sends (cold kernel paths), some 2 % of a send's
-    CPU. No cheaper signal is equivalent: until the loop has read the socket, only the kernel
-    knows about the FIN. The connector also lowers each new connection's read size (see
-    :data:`_READ_SIZE`).
-    """
-
-    async def connect(
-        self,
-        req: ClientRequest,
-        traces: list[Trace],
-        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
-    ) -> Connection:
-        conn = await _tcp_connect(self, req, traces, timeout)
-        # aiohttp itself replays an idempotent request once when a reused connection turns
-        # out dead, and our policy retries them anyway: only POST and PATCH are checked.
-        if req.method in _NON_IDEMPOTENT:
-            transport = conn.transport
-            if transport is not None and _peer_closed(transport):
-                return await self._replace_closed(conn, req, traces, timeout)
-        return conn
-
-    async def _create_connection(
-        self,
-        req: ClientRequest,
-        traces: list[Trace],
-        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
-    ) -> ResponseHandler:
-        # Where aiohttp opens a connection (and only then): once per connection, not per
-        # request.
-        protocol = await _tcp_create_connection(self, req, traces, timeout)
-        transport = protocol.transport
-        if transport is not None:
-            _limit_read_size(transport)
-        return protocol
-
-    async def _replace_closed(
-        self,
-        conn: Connection,
-        req: ClientRequest,
-        traces: list[Trace],
-        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
-    ) -> Connection:
-        """Drop ``conn`` (the server closed it) and get another, checked the same way."""
-        for _ in range(3):
-            conn.close()
-            if logger.isEnabledFor(_DEBUG):
-                logger.debug("dropped a pooled connection that the server had closed")
-            conn = await _tcp_connect(self, req, traces, timeout)
-            transport = conn.transport
-            if transport is None or not _peer_closed(transport):
-                return conn
-        conn.close()
-        if logger.isEnabledFor(_DEBUG):
-            logger.debug("dropped a pooled connection that the server had closed")
-        return await _tcp_connect(self, req, traces, timeout)
-
-
-_tcp_connect = aiohttp.TCPConnector.connect
-_tcp_create_connection = aiohttp.TCPConnector._create_connection
-
-
-# -- errors -----------------------------------------------------------------------------------
+    data: Any
+    attempts: int
 
 
 class _TransportClosedError(TransportError):
@@ -232,90 +83,14 @@ class _TransportClosedError(TransportError):
         )
 
 
-def _error_body(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return _json.loads(raw)
-    except _json.JSONDecodeError:
-        text = raw.decode("utf-8", "replace")
-        return text if len(text) <= _MAX_TEXT_BODY else text[:_MAX_TEXT_BODY] + "…"
+class _Call(NamedTuple):
+    """What every try of one call sends."""
 
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _validation_error(
-    body: Any, headers: Mapping[str, str], method: str, path: str
-) -> ValidationError:
-    code = developer_message = None
-    issues: list[ValidationIssue] = []
-    if isinstance(body, Mapping):
-        code = _text(body.get("code"))
-        developer_message = _text(body.get("developerMessage")) or _text(body.get("message"))
-        raw_issues = body.get("validationIssues")
-        if isinstance(raw_issues, list):
-            for item in raw_issues:
-                if isinstance(item, Mapping):
-                    issues.append(
-                        ValidationIssue(
-                            _text(item.get("code")) or "UNKNOWN", _text(item.get("message")) or ""
-                        )
-                    )
-    if not issues:
-        issues.append(
-            ValidationIssue("BAD_REQUEST", developer_message or "the server refused the request")
-        )
-    return ValidationError(
-        issues,
-        code=code,
-        developer_message=developer_message,
-        status=400,
-        body=body,
-        headers=headers,
-        method=method,
-        path=path,
-    )
-
-
-def _status_error(
-    status: int, raw: bytes, headers: Mapping[str, str], method: str, path: str
-) -> RouteeError:
-    """The typed error for a non-2xx answer (body masked, query dropped, no secret headers)."""
-    path = bare_path(path)
-    body = _error_body(raw)
-    if status == 400:
-        return _validation_error(body, headers, method, path)
-    code = developer_message = None
-    if isinstance(body, Mapping):
-        code = _text(body.get("code")) or _text(body.get("error"))
-        developer_message = _text(body.get("developerMessage")) or _text(body.get("message"))
-    # Routee's own words first ("Sender other was not found."), the status phrase otherwise.
-    message = developer_message or _PHRASES.get(status, "unexpected status")
-    if code:
-        message = f"{message} ({code})"
-    details: dict[str, Any] = {
-        "status": status,
-        "code": code,
-        "developer_message": developer_message,
-        "body": body,
-        "headers": headers,
-        "method": method,
-        "path": path,
-    }
-    if status == 429:
-        return RateLimitError(
-            message, retry_after=parse_retry_after(headers.get("Retry-After")), **details
-        )
-    cls = _STATUS_ERRORS.get(status)
-    if cls is None:
-        cls = ServerError if 500 <= status < 600 else APIStatusError
-    return cls(message, **details)
+    method: str
+    path: str
+    url: str
+    params: Mapping[str, str] | None
+    body: bytes | None
 
 
 def _as_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
@@ -324,56 +99,17 @@ def _as_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout
     return aiohttp.ClientTimeout(total=float(timeout))
 
 
-def _clip_timeout(timeout: aiohttp.ClientTimeout, limit: float | None) -> aiohttp.ClientTimeout:
+def _within(timeout: aiohttp.ClientTimeout, limit: float | None) -> aiohttp.ClientTimeout:
+    """``timeout``, its total shortened to ``limit`` seconds (what is left of a deadline)."""
     if limit is None or (timeout.total is not None and timeout.total <= limit):
         return timeout
-    return attrs.evolve(timeout, total=max(limit, 0.001))
-
-
-#: The JSON decoder bound once, for the 2xx answers decoded on the hot path.
-_loads = _json.loads
-
-
-def _answer(
-    status: int,
-    headers: Mapping[str, str],
-    raw: bytes,
-    method: str,
-    path: str,
-    attempt: int,
-    debug_started: float | None,
-) -> Any:
-    """The decoded JSON of a 2xx answer (None if empty), or the typed error of any other.
-
-    It takes the status and headers rather than the response: an error raised here keeps this
-    frame alive in its traceback, and a call waiting to retry should not keep the whole
-    response (its stream, timers, request info) alive with it.
-    """
-    if debug_started is not None:
-        logger.debug(
-            "%s %s -> %d (attempt %d, %.1f ms)",
-            method,
-            bare_path(path),
-            status,
-            attempt,
-            (_monotonic() - debug_started) * 1000,
-        )
-    if 200 <= status < 300:
-        if not raw:
-            return None
-        try:
-            return _loads(raw)
-        except _json.JSONDecodeError:
-            pass  # raised below, so that the decoder's error is not chained
-        raise InvalidResponseError(
-            "the answer is not valid JSON",
-            status=status,
-            body=_error_body(raw),
-            headers=dict(headers),
-            method=method,
-            path=bare_path(path),
-        )
-    raise _status_error(status, raw, headers, method, path)
+    return aiohttp.ClientTimeout(
+        total=max(limit, 0.001),
+        connect=timeout.connect,
+        sock_read=timeout.sock_read,
+        sock_connect=timeout.sock_connect,
+        ceil_threshold=timeout.ceil_threshold,
+    )
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int, method: str, path: str) -> bytes:
@@ -418,6 +154,7 @@ class _Shared:
         "header_token",
         "headers_json",
         "headers_plain",
+        "make_status_error",
         "max_concurrency",
         "max_response_size",
         "owns_session",
@@ -442,11 +179,13 @@ class _Shared:
         quota: RetryQuota | None,
         forbidden_refresh_after: float,
         user_agent: str,
-        ssl_context: SSLContext | bool = True,
+        ssl_context: SSLContext | bool,
         max_response_size: int,
+        make_status_error: StatusErrorFactory,
     ) -> None:
         self.tokens = tokens
         self.max_response_size = max_response_size
+        self.make_status_error = make_status_error
         self.base_url = base_url
         self.max_concurrency = max_concurrency
         self.semaphore = asyncio.Semaphore(max_concurrency)
@@ -460,12 +199,12 @@ class _Shared:
         self.closed = False
         self.sleepers: set[asyncio.Future[None]] = set()
         self.header_token: AccessToken | None = None
-        self.headers_json: CIMultiDict[str] = CIMultiDict()
-        self.headers_plain: CIMultiDict[str] = CIMultiDict()
+        self.headers_json: dict[str, str] = {}
+        self.headers_plain: dict[str, str] = {}
 
     def open_session(self) -> aiohttp.ClientSession:
         """Create our session (inside the running loop, at first use)."""
-        connector = _GuardedConnector(
+        connector = aiohttp.TCPConnector(
             # One connection more than API slots, so that a token fetch never queues behind
             # API requests for a connection.
             limit=self.max_concurrency + 1,
@@ -477,27 +216,24 @@ class _Shared:
             connector=connector,
             timeout=self.session_timeout,
             cookie_jar=aiohttp.DummyCookieJar(),
-            headers=self.static_headers(),
         )
         self.session = session
         return session
 
-    def static_headers(self) -> dict[str, str]:
-        """The headers every request carries whatever the token."""
-        return {"Accept": "application/json", "User-Agent": self.user_agent}
+    def use_token(self, token: AccessToken) -> None:
+        """Build the headers of every API request for ``token``: the one place they are made.
 
-    def set_token(self, token: AccessToken) -> None:
-        """Rebuild the request headers for a new token (once per token, not per request).
-
-        They are ``CIMultiDict`` already, the type aiohttp turns any other mapping into on
-        every request. On our own session the static headers are the session's defaults, which
-        aiohttp merges in one C-level copy instead of one Python loop turn per header.
+        Built once per token rather than per request.
         """
-        base = {"Authorization": f"Bearer {token.value}"}
-        if not self.owns_session:
-            base.update(self.static_headers())
-        self.headers_plain = CIMultiDict(base)
-        self.headers_json = CIMultiDict(base, **{"Content-Type": "application/json"})
+        if token is self.header_token:
+            return
+        plain = {
+            "Accept": "application/json",
+            "User-Agent": self.user_agent,
+            "Authorization": f"Bearer {token.value}",
+        }
+        self.headers_plain = plain
+        self.headers_json = {**plain, "Content-Type": "application/json"}
         self.header_token = token
 
     def is_closed(self) -> bool:
@@ -539,14 +275,7 @@ class Transport:
     share the pool, the token, the semaphore and the retry budget.
     """
 
-    __slots__ = (
-        "_engine",
-        "_first_timeout",
-        "_is_view",
-        "_retry",
-        "_shared",
-        "_timeout",
-    )
+    __slots__ = ("_is_view", "_retrier", "_retry", "_shared", "_timeout")
 
     def __init__(
         self,
@@ -554,6 +283,7 @@ class Transport:
         token_provider: TokenProvider,
         base_url: str,
         auth_url: str,
+        make_status_error: StatusErrorFactory,
         max_concurrency: int = 100,
         retry: RetryPolicy = _DEFAULT_RETRY,
         timeout: float | aiohttp.ClientTimeout = 10.0,
@@ -584,6 +314,7 @@ class Transport:
             user_agent=user_agent,
             ssl_context=ssl_context,
             max_response_size=max_response_size,
+            make_status_error=make_status_error,
         )
         self._configure(retry, client_timeout, is_view=False)
 
@@ -593,8 +324,7 @@ class Transport:
         shared = self._shared
         self._retry = retry
         self._timeout = timeout
-        self._first_timeout = _clip_timeout(timeout, retry.deadline)
-        self._engine = RetryEngine(retry, shared.quota, sleep=shared.sleep, closed=shared.is_closed)
+        self._retrier = Retrier(retry, shared.quota, sleep=shared.sleep, closed=shared.is_closed)
         self._is_view = is_view
 
     # -- public API ---------------------------------------------------------------------------
@@ -629,6 +359,28 @@ class Transport:
         """The bound on in-flight API requests (shared by all views)."""
         return self._shared.max_concurrency
 
+    # Internal, read-only: for the tests and for debugging, never for resources.
+
+    @property
+    def session(self) -> aiohttp.ClientSession | None:
+        """The session requests go through (None until our own is opened at first use)."""
+        return self._shared.session
+
+    @property
+    def tokens(self) -> TokenManager:
+        """The token cache shared by this transport and its views."""
+        return self._shared.tokens
+
+    @property
+    def quota(self) -> RetryQuota | None:
+        """The client-wide retry budget's running state (None without a budget)."""
+        return self._shared.quota
+
+    @property
+    def semaphore(self) -> asyncio.Semaphore:
+        """The ``max_concurrency`` slots of in-flight API requests."""
+        return self._shared.semaphore
+
     def with_options(
         self,
         *,
@@ -660,6 +412,7 @@ class Transport:
             return
         shared.closed = True
         shared.wake_sleepers()
+        shared.tokens.close()
         session = shared.session
         if session is not None and shared.owns_session:
             await session.close()
@@ -684,8 +437,8 @@ class Transport:
         body: bytes | None = None,
         idempotent: bool | None = None,
         secrets: tuple[str, ...] = (),
-    ) -> Any:
-        """Send one API call; return the decoded JSON of the 2xx answer (None if empty).
+    ) -> Reply:
+        """Send one API call; return its :class:`Reply` (the 2xx answer's JSON, attempts).
 
         ``body`` is JSON already encoded (sent as ``application/json``). ``idempotent``
         defaults from the method (POST and PATCH are not). ``secrets`` are values of this
@@ -694,160 +447,168 @@ class Transport:
         :class:`~routee_viber_async.RouteeError` whose ``attempts`` tells how many HTTP
         requests were made (:class:`~routee_viber_async.ClientClosedError` once closed).
         """
-        data, _ = await self.request_counted(
-            method, path, params=params, body=body, idempotent=idempotent, secrets=secrets
-        )
-        return data
-
-    async def request_counted(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        body: bytes | None = None,
-        idempotent: bool | None = None,
-        secrets: tuple[str, ...] = (),
-    ) -> tuple[Any, int]:
-        """Like :meth:`request`, and also return how many HTTP attempts were made."""
         shared = self._shared
         if shared.closed:
             raise ClientClosedError(f"{method} {bare_path(path)}: the client is closed")
-        session = shared.session
-        if session is None:
-            session = shared.open_session()
-        url = shared.base_url + path
+        if shared.session is None:
+            shared.open_session()
+        call = _Call(method, path, shared.base_url + path, params, body)
         started = _monotonic()
-        tokens = shared.tokens
-        token = tokens.token
-        if token is None or started >= tokens.refresh_at:
-            try:
-                token = await tokens.get(session)
-            except RouteeError as exc:
-                return await self._recover(
-                    method, path, url, params, body, idempotent, started, None, exc, 0, secrets
-                )
-        if token is not shared.header_token:
-            shared.set_token(token)
-        # The first attempt: the same exchange as _send(), written out here so that the happy
-        # path runs without one more coroutine in between.
-        debug_started = _monotonic() if logger.isEnabledFor(_DEBUG) else None
-        # acquire()/release() rather than ``async with``: one coroutine object less per call,
-        # which with thousands of queued calls is measurably less garbage-collector work.
-        semaphore = shared.semaphore
+        retrier = self._retrier
         try:
-            await semaphore.acquire()
             try:
-                session = shared.session
-                if shared.closed or session is None:
-                    raise _TransportClosedError(method, path)
+                data, attempts = await self._try(call, 0, retrier.deadline_left(started))
+            except RouteeError as first_error:
+                if idempotent is None:
+                    idempotent = method.upper() not in _NON_IDEMPOTENT
+                data, attempts = await retrier.after_failure(
+                    partial(self._try, call),
+                    first_error,
+                    method=method,
+                    path=path,
+                    idempotent=idempotent,
+                    started=started,
+                )
+            else:
+                if attempts == 1:
+                    retrier.on_first_try_success()
+        except RouteeError as error:
+            scrub_error(error, self._secrets_of(secrets))
+            raise
+        return Reply(data, attempts)
+
+    # -- one try, one exchange ----------------------------------------------------------------
+
+    async def _try(self, call: _Call, made: int, deadline_left: float | None) -> tuple[Any, int]:
+        """One try of ``call`` (``made`` HTTP requests before it): ``(data, requests made)``.
+
+        A refused token is refreshed and the request replayed once, inside the try. A failure
+        raises its error with ``attempts`` (this try's requests) and ``nothing_sent`` (its
+        last request never left) set.
+        """
+        timeout = _within(self._timeout, deadline_left)
+        token = await self._token(call, None, made=0)
+        sent = 0  # HTTP requests of this try so far
+        while True:
+            try:
+                return await self._exchange(call, timeout, made + sent + 1), sent + 1
+            except _TransportClosedError as exc:
+                exc.attempts = sent
+                raise
+            except RouteeError as exc:
+                sent += 1
+                exc.attempts = sent
+                if sent > 1 or self._shared.closed or not self._wants_replay(exc, token):
+                    raise
+                refused = exc
+            fresh = await self._token(call, token, made=sent)
+            if fresh.value == token.value:
+                raise refused  # the provider has nothing better (a static token): no replay
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "%s %s: HTTP %s with the current access token; replaying once with a new one",
+                    call.method,
+                    bare_path(call.path),
+                    getattr(refused, "status", "?"),
+                )
+            token = fresh
+
+    async def _token(self, call: _Call, refused: AccessToken | None, *, made: int) -> AccessToken:
+        """A token to send with: a usable one, or one newer than ``refused``."""
+        shared = self._shared
+        session = shared.session
+        try:
+            if shared.closed or session is None:
+                raise _TransportClosedError(call.method, call.path)
+            if refused is None:
+                token = await shared.tokens.get(session)
+            else:
+                token = await shared.tokens.invalidate(refused, session)
+        except RouteeError as exc:
+            exc.attempts = made
+            exc.nothing_sent = True  # the API request never went out
+            raise
+        shared.use_token(token)
+        return token
+
+    async def _exchange(
+        self,
+        call: _Call,
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's per-request timeout)
+        number: int,
+    ) -> Any:
+        """One HTTP request and its answer, under a slot of the semaphore.
+
+        ``number`` counts this call's HTTP requests (for the DEBUG log).
+        """
+        shared = self._shared
+        debug_started = _monotonic() if logger.isEnabledFor(logging.DEBUG) else None
+        async with shared.semaphore:
+            session = shared.session
+            if shared.closed or session is None:
+                raise _TransportClosedError(call.method, call.path)
+            failure = None
+            try:
                 # The headers are taken once the slot is ours: a call that queued while another
                 # one replaced a refused token goes out with the new token, not into a 401.
                 # No local holds them: a traceback's frames (which error trackers record with
                 # their locals) must not carry the Authorization header.
-                token = shared.header_token or token
-                failure = None
-                try:
-                    async with session.request(
-                        method,
-                        url,
-                        params=params,
-                        data=body,
-                        headers=shared.headers_plain if body is None else shared.headers_json,
-                        timeout=self._first_timeout,
-                        allow_redirects=False,
-                    ) as resp:
-                        # _read_capped's first case, written out for the common answer.
-                        length = resp.content_length
-                        limit = shared.max_response_size
-                        if length is not None and length <= limit:
-                            raw = await resp.read()
-                        else:
-                            raw = await _read_capped(resp, limit, method, path)
-                except (aiohttp.ClientError, OSError) as exc:
-                    failure = self._failed(exc, method, path, 1, debug_started)
-                if failure is not None:  # raised here: aiohttp's error must not be its context
-                    raise failure
-            finally:
-                semaphore.release()
-            status, answer_headers = resp.status, resp.headers
-            del resp  # a retry may wait long: keep nothing of the answer (see the except below)
-            if status == 200 and raw and debug_started is None:
-                try:  # the common answer, decoded here rather than by one more call
-                    data = _loads(raw)
-                except _json.JSONDecodeError:
-                    data = _answer(status, answer_headers, raw, method, path, 1, debug_started)
-            else:
-                data = _answer(status, answer_headers, raw, method, path, 1, debug_started)
-        except RouteeError as exc:
-            raw, answer_headers = b"", _NO_HEADERS  # a retry may wait: keep nothing of the answer
-            sent = 0 if isinstance(exc, _TransportClosedError) else 1
-            return await self._recover(
-                method, path, url, params, body, idempotent, started, token, exc, sent, secrets
-            )
-        quota = shared.quota
-        if quota is not None and quota.level < quota.capacity:  # something to refund
-            quota.on_first_success()
-        return data, 1
-
-    # -- one HTTP exchange --------------------------------------------------------------------
-
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        body: bytes | None,
-        attempt_timeout: aiohttp.ClientTimeout,
-        attempt: int,
-    ) -> Any:
-        """One attempt after the first (retries and the token-refresh replay)."""
-        shared = self._shared
-        debug_started = _monotonic() if logger.isEnabledFor(_DEBUG) else None
-        semaphore = shared.semaphore
-        await semaphore.acquire()
-        try:
-            session = shared.session
-            if shared.closed or session is None:
-                raise _TransportClosedError(method, path)
-            failure = None
-            try:
                 async with session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=body,
-                    headers=shared.headers_plain if body is None else shared.headers_json,
-                    timeout=attempt_timeout,
+                    call.method,
+                    call.url,
+                    params=call.params,
+                    data=call.body,
+                    headers=shared.headers_plain if call.body is None else shared.headers_json,
+                    timeout=timeout,
                     allow_redirects=False,
                 ) as resp:
-                    raw = await _read_capped(resp, shared.max_response_size, method, path)
+                    raw = await _read_capped(resp, shared.max_response_size, call.method, call.path)
+                    status, headers = resp.status, resp.headers
             except (aiohttp.ClientError, OSError) as exc:
-                failure = self._failed(exc, method, path, attempt, debug_started)
-            if failure is not None:  # see request_counted
+                failure = self._failed(exc, call, number, debug_started)
+            if failure is not None:  # raised here: aiohttp's error must not be its context
                 raise failure
-        finally:
-            semaphore.release()
-        status, answer_headers = resp.status, resp.headers
-        del resp  # see request_counted
-        return _answer(status, answer_headers, raw, method, path, attempt, debug_started)
+        if debug_started is not None:
+            logger.debug(
+                "%s %s -> %d (attempt %d, %.1f ms)",
+                call.method,
+                bare_path(call.path),
+                status,
+                number,
+                (_monotonic() - debug_started) * 1000,
+            )
+        if 200 <= status < 300:
+            return self._decoded(status, headers, raw, call)
+        raise shared.make_status_error(status, raw, headers, call.method, call.path)
+
+    @staticmethod
+    def _decoded(status: int, headers: Mapping[str, str], raw: bytes, call: _Call) -> Any:
+        """The JSON of a 2xx answer (None if empty), or an :class:`InvalidResponseError`."""
+        if not raw:
+            return None
+        try:
+            return _json.loads(raw)
+        except _json.JSONDecodeError:
+            pass  # raised below, so that the decoder's error is not chained
+        raise InvalidResponseError(
+            "the answer is not valid JSON",
+            status=status,
+            body=error_body(raw),
+            headers=dict(headers),
+            method=call.method,
+            path=bare_path(call.path),
+        )
 
     def _failed(
-        self,
-        exc: BaseException,
-        method: str,
-        path: str,
-        attempt: int,
-        debug_started: float | None,
+        self, exc: BaseException, call: _Call, number: int, debug_started: float | None
     ) -> TransportError:
         """The error for an exchange that failed without an answer (logged at DEBUG)."""
-        error = transport_error_from(exc, method, path)
+        error = transport_error_from(exc, call.method, call.path)
         if self._shared.closed:
             closed = TransportError(
                 "the transport was closed during the request",
-                method=method,
-                path=bare_path(path),
+                method=call.method,
+                path=bare_path(call.path),
                 request_sent=error.request_sent,
             )
             closed.__cause__, closed.__suppress_context__ = error.__cause__, True
@@ -855,16 +616,14 @@ class Transport:
         if debug_started is not None:
             logger.debug(
                 "%s %s -> %s (attempt %d, %.1f ms, request %s)",
-                method,
-                bare_path(path),
+                call.method,
+                bare_path(call.path),
                 type(exc).__name__,
-                attempt,
+                number,
                 (_monotonic() - debug_started) * 1000,
                 "maybe sent" if error.request_sent else "not sent",
             )
         return error
-
-    # -- the slow path: token replay and retries ----------------------------------------------
 
     def _wants_replay(self, exc: RouteeError, token: AccessToken) -> bool:
         """A 401, or a 403 on a token old enough to have been revoked: refresh and replay."""
@@ -874,130 +633,8 @@ class Transport:
             return True
         return exc.status == 403 and token.age() >= self._shared.forbidden_refresh_after
 
-    async def _recover(
-        self,
-        method: str,
-        path: str,
-        url: str,
-        params: Mapping[str, str] | None,
-        body: bytes | None,
-        idempotent: bool | None,
-        started: float,
-        token: AccessToken | None,
-        exc: RouteeError,
-        attempts: int,
-        secrets: tuple[str, ...],
-    ) -> tuple[Any, int]:
-        if idempotent is None:
-            idempotent = method.upper() not in _NON_IDEMPOTENT
-        run = self._engine.begin(method, path, idempotent=idempotent, started=started)
-        run.attempts = attempts
-        run.before_send = token is None
-        try:
-            if token is not None and self._wants_replay(exc, token):
-                try:
-                    data = await self._replay(run, url, params, body, token, exc, self._timeout)
-                except RouteeError as replay_error:
-                    exc = replay_error
-                else:
-                    return data, run.attempts
-            if not (run.could_retry() and run.should_retry(exc)):
-                raise exc
-            data = await run.run(partial(self._attempt, run, url, params, body), exc)
-        except RouteeError as error:
-            set_attempts(error, run.attempts)
-            if run.ambiguous_seen:
-                error.earlier_attempt_unknown = True
-            elif run.before_send:
-                error.nothing_sent = True  # e.g. the token could not be had: nothing went out
-            scrub_error(error, self._secrets_of(secrets))
-            raise
-        return data, run.attempts
-
     def _secrets_of(self, secrets: tuple[str, ...]) -> tuple[str, ...]:
         """The request's secret values and the access token(s) this client holds."""
         shared = self._shared
         tokens = {t.value for t in (shared.header_token, shared.tokens.token) if t is not None}
         return secrets + tuple(tokens)
-
-    async def _attempt(
-        self, run: RetryRun, url: str, params: Mapping[str, str] | None, body: bytes | None
-    ) -> Any:
-        """One retry attempt (tenacity calls this)."""
-        shared = self._shared
-        session = shared.session
-        if shared.closed or session is None:
-            raise _TransportClosedError(run.method, run.path)
-        # Each attempt may refresh a refused token and replay once: a token revoked again
-        # between retries must not fail the call while a fresh one can be had.
-        run.replayed = False
-        run.before_send = True
-        token = await shared.tokens.get(session)
-        run.before_send = False
-        if token is not shared.header_token:
-            shared.set_token(token)
-        timeout = _clip_timeout(self._timeout, run.remaining())
-        try:
-            return await self._counted_send(run, url, params, body, timeout)
-        except APIStatusError as exc:
-            if run.replayed or not self._wants_replay(exc, token):
-                raise
-            return await self._replay(run, url, params, body, token, exc, timeout)
-
-    async def _replay(
-        self,
-        run: RetryRun,
-        url: str,
-        params: Mapping[str, str] | None,
-        body: bytes | None,
-        stale: AccessToken,
-        exc: RouteeError,
-        attempt_timeout: aiohttp.ClientTimeout,
-    ) -> Any:
-        """Refresh the refused token (once per call, once for all callers) and replay."""
-        run.replayed = True
-        shared = self._shared
-        session = shared.session
-        if shared.closed or session is None:
-            raise exc
-        run.before_send = True
-        token = await shared.tokens.invalidate(stale, session)
-        run.before_send = False
-        if token.value == stale.value:
-            raise exc  # the provider has nothing better (a static token): no point replaying
-        if token is not shared.header_token:
-            shared.set_token(token)
-        if logger.isEnabledFor(_INFO):
-            logger.info(
-                "%s %s: HTTP %s with the current access token; replaying once with a new one",
-                run.method,
-                run.path,
-                getattr(exc, "status", "?"),
-            )
-        return await self._counted_send(
-            run, url, params, body, _clip_timeout(attempt_timeout, run.remaining())
-        )
-
-    async def _counted_send(
-        self,
-        run: RetryRun,
-        url: str,
-        params: Mapping[str, str] | None,
-        body: bytes | None,
-        attempt_timeout: aiohttp.ClientTimeout,
-    ) -> Any:
-        """One HTTP attempt of a retried call, counted in ``run.attempts`` if it was made."""
-        run.attempts += 1
-        try:
-            return await self._send(
-                run.method,
-                url,
-                run.path,
-                params,
-                body,
-                attempt_timeout,
-                run.attempts,
-            )
-        except _TransportClosedError:
-            run.attempts -= 1
-            raise

@@ -13,7 +13,7 @@ def _floors_in_pyproject() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     floors = {}
     for requirement in project["dependencies"]:
-        found = re.fullmatch(r"([A-Za-z0-9_.\-]+)>=([0-9.]+)", requirement)
+        found = re.fullmatch(r"([A-Za-z0-9_.\-]+)>=([0-9.]+)(?:,<[0-9.]+)?", requirement)
         assert found, f"{requirement!r}: every runtime dependency needs a >= floor"
         floors[found.group(1).lower()] = found.group(2)
     return floors

@@ -28,11 +28,9 @@ carrying that ``seq`` is made only if the caller reads ``outcome.request``.
 from __future__ import annotations
 
 import asyncio
-import warnings
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from functools import partial
-from operator import attrgetter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -46,11 +44,9 @@ from .._seq import next_seq
 from .._validation import Code, check_positive_number, raise_if
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Coroutine
+    from collections.abc import Coroutine
 
-    from ._messages import MessagesResource
-
-__all__ = ["SendManyIterator", "SendOutcome", "fan_out"]
+__all__ = ["Send", "SendManyIterator", "SendOutcome", "positive_concurrency", "rate_limiter"]
 
 
 @attrs.define(eq=False, repr=False)
@@ -62,14 +58,11 @@ class SendOutcome:
     message was refused locally). Outcomes compare by identity.
     """
 
-    # A record handed over to the caller, who owns it: not frozen, because a frozen class
-    # stores each field through ``object.__setattr__`` and one is built per input (0.61 µs
-    # against 0.17 µs, about a third of the fan-out's own cost per input).
+    # A record handed over to the caller, who owns it: not frozen.
 
     index: int
     # The input, and the seq send_many gave it (None: the input is the message as sent). The
-    # copy carrying the seq is made on first access to ``request``: most callers never read it,
-    # and a frozen 13-field copy per input is a measurable share of a fan-out's CPU.
+    # copy carrying the seq is made on first access to ``request``: most callers never read it.
     _sent: SendMessage = attrs.field(alias="request")
     result: SendResult | None
     error: Exception | None
@@ -107,35 +100,30 @@ class SendOutcome:
         )
 
 
+#: How the fan-out sends one message: ``send(message, template, seq)`` gives the result and
+#: the number of HTTP attempts (``MessagesResource._send``).
+Send = Callable[[SendMessage, Template | None, int | None], Awaitable[tuple[SendResult, int]]]
+
 _END: Any = object()
 _WORKERS: set[asyncio.Task[None]] = set()  # every fan-out's workers, until they end
 
-# -- copying a message to give it a seq -------------------------------------------------------
-
-_FIELDS = tuple(a.name for a in attrs.fields(SendMessage))
-_SEQ_AT = _FIELDS.index("seq")
-_before_seq = attrgetter(*_FIELDS[:_SEQ_AT])
-_after_seq = attrgetter(*_FIELDS[_SEQ_AT + 1 :])
-_new_message: Callable[..., SendMessage] = SendMessage
-
 
 def _with_seq(message: SendMessage, seq: int) -> SendMessage:
-    """``attrs.evolve(message, seq=seq)`` in half the time (positional ``__init__``)."""
-    if type(message) is not SendMessage:  # a subclass may have more fields
-        return attrs.evolve(message, seq=seq)
-    return _new_message(*_before_seq(message), seq, *_after_seq(message))
+    """A copy of ``message`` carrying ``seq``."""
+    return attrs.evolve(message, seq=seq)
 
 
 # -- options ----------------------------------------------------------------------------------
 
 
-def _positive_int(value: object) -> int:
+def positive_concurrency(value: object) -> int:
+    """``send_many``'s ``concurrency``, checked."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValidationError([(Code.INVALID_FIELD, "concurrency must be a positive integer.")])
     return value
 
 
-def _rate_limiter(rate: object) -> AsyncLimiter | None:
+def rate_limiter(rate: object) -> AsyncLimiter | None:
     """Sends per second as a leaky bucket that lets through a burst of ``max(1, rate / 10)``."""
     if rate is None:
         return None
@@ -145,48 +133,6 @@ def _rate_limiter(rate: object) -> AsyncLimiter | None:
     # bucket must hold at least one send, or aiolimiter refuses every acquire.
     burst = max(1.0, rate / 10)
     return AsyncLimiter(burst, burst / rate)
-
-
-def fan_out(
-    messages_resource: MessagesResource,
-    messages: Iterable[SendMessage] | AsyncIterable[SendMessage],
-    *,
-    concurrency: int | None,
-    rate_limit: float | None,
-    template: Template | None,
-) -> SendManyIterator:
-    """The iterator behind ``send_many``; see there. Options are checked here, at the call."""
-    return SendManyIterator(
-        messages_resource.send_counted,
-        messages,
-        _effective_concurrency(messages_resource, concurrency),
-        _rate_limiter(rate_limit),
-        template,
-    )
-
-
-def _effective_concurrency(messages_resource: MessagesResource, concurrency: object) -> int:
-    """``concurrency``, within the client's ``max_concurrency`` (its default too).
-
-    Workers beyond the client's bound would only wait for its semaphore while holding an input
-    each: the fan-out runs with as many workers as the bound, and says so once per client.
-    """
-    limit = messages_resource._transport.max_concurrency
-    if concurrency is None:
-        return limit
-    asked = _positive_int(concurrency)
-    if asked <= limit:
-        return asked
-    if not messages_resource._told_concurrency_cap:
-        messages_resource._told_concurrency_cap = True
-        warnings.warn(
-            f"send_many(concurrency={asked}) runs at most {limit} sends at a time: the client's "
-            f"max_concurrency={limit} bounds all its requests. To run {asked}, create the client "
-            f"with RouteeViberClient(max_concurrency={asked}). (Said once per client.)",
-            UserWarning,
-            stacklevel=4,  # the caller of send_many
-        )
-    return limit
 
 
 # -- the iterator -----------------------------------------------------------------------------
@@ -203,7 +149,7 @@ class SendManyIterator:
 
     def __init__(
         self,
-        send: Callable[..., Awaitable[tuple[SendResult, int]]],
+        send: Send,
         messages: Iterable[Any] | AsyncIterable[Any],
         concurrency: int,
         limiter: AsyncLimiter | None,
@@ -310,7 +256,7 @@ class _Pump:
 
     def __init__(
         self,
-        send: Callable[..., Awaitable[tuple[SendResult, int]]],
+        send: Send,
         messages: Iterable[Any] | AsyncIterable[Any],
         concurrency: int,
         limiter: AsyncLimiter | None,
@@ -399,7 +345,7 @@ class _Pump:
                     # Set once, before the first attempt: every retry carries the same seq.
                     seq = next_seq() if message.seq is None else None
                     try:
-                        result, attempts = await send(message, template=template, seq=seq)
+                        result, attempts = await send(message, template, seq)
                     except Exception as exc:  # captured in the outcome, never raised
                         attempts = exc.attempts if isinstance(exc, RouteeError) else 0
                         outcome = SendOutcome(index, message, None, exc, attempts, _seq=seq)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._converter import WIRE, from_wire, to_wire, wire_parser
+from .._converter import from_wire, to_wire, wire_parser
 from .._errors import InvalidResponseError, ValidationError, scrub_error
 from .._json import dumps
 from .._masking import secret_values
@@ -12,12 +13,12 @@ from .._requests import LegacyOtp, SendMessage
 from .._responses import OtpResult, SendResult, Template
 from .._seq import next_seq
 from ._base import Resource
+from ._fanout import SendManyIterator, positive_concurrency, rate_limiter
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Callable, Iterable
 
     from .._transport import Transport
-    from ._fanout import SendManyIterator
 
 __all__ = ["MessagesResource"]
 
@@ -26,8 +27,6 @@ T = TypeVar("T")
 _SEND_PATH = "/viber/transactional/messages"
 _OTP_PATH = "/viber/otp"
 
-# A send's two conversions, bound once (every send makes both).
-_send_message_to_wire = WIRE.get_unstructure_hook(SendMessage)
 _send_result_from_wire = wire_parser(SendResult)
 
 
@@ -49,38 +48,31 @@ class MessagesResource(Resource):
         The message is checked locally first (with ``template`` also against its parameters and
         languages). Without ``seq`` it gets one before the first attempt.
         """
-        # The same steps as send_counted, without a coroutine in between (the hot path).
-        secrets = secret_values(message.template_params)
-        data, attempts = await self._transport.request_counted(
-            "POST",
-            _SEND_PATH,
-            body=_send_body(message, template, validate, None),
-            idempotent=False,
-            secrets=secrets,
-        )
-        return _accepted(_send_result_from_wire, data, attempts, _SEND_PATH, secrets)
+        result, _ = await self._send(message, template, None, validate=validate)
+        return result
 
-    async def send_counted(
+    async def _send(
         self,
         message: SendMessage,
+        template: Template | None,
+        seq: int | None,
         *,
-        template: Template | None = None,
         validate: bool = True,
-        seq: int | None = None,
     ) -> tuple[SendResult, int]:
-        """:meth:`send`, also returning how many HTTP attempts it took.
+        """The one way a message is sent: its result and how many HTTP attempts it took.
 
         ``seq`` is the one to send when the message has none (``send_many`` assigns it).
         """
         secrets = secret_values(message.template_params)
-        data, attempts = await self._transport.request_counted(
+        reply = await self._transport.request(
             "POST",
             _SEND_PATH,
             body=_send_body(message, template, validate, seq),
             idempotent=False,
             secrets=secrets,
         )
-        return _accepted(_send_result_from_wire, data, attempts, _SEND_PATH, secrets), attempts
+        result = _accepted(_send_result_from_wire, reply.data, reply.attempts, _SEND_PATH, secrets)
+        return result, reply.attempts
 
     async def send_otp(self, otp: LegacyOtp, *, validate: bool = True) -> OtpResult:
         """Send an OTP through the legacy ``POST /viber/otp`` endpoint (seed 000)."""
@@ -90,10 +82,10 @@ class MessagesResource(Resource):
         if otp.seq is None:
             body["seq"] = next_seq()
         secrets = secret_values(body.get("templateParams"))
-        data, attempts = await self._transport.request_counted(
+        reply = await self._transport.request(
             "POST", _OTP_PATH, body=dumps(body), idempotent=False, secrets=secrets
         )
-        return _accepted(_parse_otp_result, data, attempts, _OTP_PATH, secrets)
+        return _accepted(_parse_otp_result, reply.data, reply.attempts, _OTP_PATH, secrets)
 
     def send_many(
         self,
@@ -118,11 +110,19 @@ class MessagesResource(Resource):
         still does all its work at the client's bound, and a program that asked for more
         should not stop sending because of it.
         """
-        from ._fanout import fan_out
-
-        return fan_out(
-            self, messages, concurrency=concurrency, rate_limit=rate_limit, template=template
-        )
+        limit = self._transport.max_concurrency
+        workers = limit if concurrency is None else min(positive_concurrency(concurrency), limit)
+        if concurrency is not None and workers < concurrency and not self._told_concurrency_cap:
+            self._told_concurrency_cap = True
+            warnings.warn(
+                f"send_many(concurrency={concurrency}) runs at most {limit} sends at a time: the "
+                f"client's max_concurrency={limit} bounds all its requests. To run "
+                f"{concurrency}, create the client with "
+                f"RouteeViberClient(max_concurrency={concurrency}). (Said once per client.)",
+                UserWarning,
+                stacklevel=2,  # the caller of send_many
+            )
+        return SendManyIterator(self._send, messages, workers, rate_limiter(rate_limit), template)
 
 
 def _send_body(
@@ -132,8 +132,7 @@ def _send_body(
     (``seq``, or a new one)."""
     if validate:
         message.validate(template)
-    # A subclass may add fields: only SendMessage itself takes the hook bound above.
-    body = _send_message_to_wire(message) if type(message) is SendMessage else to_wire(message)
+    body = to_wire(message)
     if message.seq is None:
         body["seq"] = next_seq() if seq is None else seq
     return dumps(body)

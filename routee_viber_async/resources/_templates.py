@@ -44,7 +44,7 @@ class TemplatesResource(Resource):
             params["pageSize"] = str(page_size)
         seen_cursors: set[tuple[str | None, str]] = set()
         while True:
-            data = await self._transport.request("GET", _PATH, params=dict(params))
+            data = (await self._transport.request("GET", _PATH, params=dict(params))).data
             page = [from_wire(item, Template) for item in _page_items(data)]
             if not page:
                 return
@@ -67,9 +67,11 @@ class TemplatesResource(Resource):
 
     async def get(self, template_id: str) -> Template:
         """One template."""
-        data = await self._transport.request(
-            "GET", f"{_PATH}/{path_segment(template_id, 'templateId')}"
-        )
+        data = (
+            await self._transport.request(
+                "GET", f"{_PATH}/{path_segment(template_id, 'templateId')}"
+            )
+        ).data
         return from_wire(data, Template)
 
     async def create(
@@ -81,12 +83,14 @@ class TemplatesResource(Resource):
                 check_required_text(sender_info_tracking_id, "senderInfoTrackingId")
                 + template.issues()
             )
-        data = await self._transport.request(
-            "POST",
-            _PATH,
-            params={"senderInfoTrackingId": sender_info_tracking_id},
-            body=dumps_wire(template),
-        )
+        data = (
+            await self._transport.request(
+                "POST",
+                _PATH,
+                params={"senderInfoTrackingId": sender_info_tracking_id},
+                body=dumps_wire(template),
+            )
+        ).data
         return from_wire(data, Template)
 
     async def update_callback(self, template_id: str, callback_url: str | None) -> Template:
@@ -96,19 +100,23 @@ class TemplatesResource(Resource):
         """
         body = TemplateCallbackUpdate(callback_url)
         raise_if(body.issues())
-        data = await self._transport.request(
-            "PATCH",
-            f"{_PATH}/{path_segment(template_id, 'templateId')}",
-            body=dumps_wire(body),
-            idempotent=True,
-        )
+        data = (
+            await self._transport.request(
+                "PATCH",
+                f"{_PATH}/{path_segment(template_id, 'templateId')}",
+                body=dumps_wire(body),
+                idempotent=True,
+            )
+        ).data
         return from_wire(data, Template)
 
     async def delete(self, template_id: str) -> DeleteConfirmation:
         """Delete a template; returns Routee's confirmation payload."""
-        data = await self._transport.request(
-            "DELETE", f"{_PATH}/{path_segment(template_id, 'templateId')}"
-        )
+        data = (
+            await self._transport.request(
+                "DELETE", f"{_PATH}/{path_segment(template_id, 'templateId')}"
+            )
+        ).data
         return from_wire(data if data is not None else {}, DeleteConfirmation)
 
 

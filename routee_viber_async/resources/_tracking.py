@@ -20,9 +20,11 @@ class TrackingResource(Resource):
 
     async def get(self, tracking_id: str) -> TrackingRecord:
         """The tracking record of one send."""
-        data = await self._transport.request(
-            "GET", f"/viber/tracking/{path_segment(tracking_id, 'trackingId')}"
-        )
+        data = (
+            await self._transport.request(
+                "GET", f"/viber/tracking/{path_segment(tracking_id, 'trackingId')}"
+            )
+        ).data
         return from_wire(data, TrackingRecord)
 
     async def wait(

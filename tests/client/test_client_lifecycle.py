@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from aioresponses import CallbackResult, aioresponses
 from client_helpers import AUTH, BASE, TOKEN, all_calls, calls, only_call
+from internals import transport_of
 
 from routee_viber_async import (
     DEFAULT_AUTH_URL,
@@ -154,7 +155,7 @@ async def test_view_shares_the_token_and_the_pool(mocked: aioresponses) -> None:
         await view.tracking.get("abc")
         await client.tracking.get("abc")
         await view.tracking.get("abc")
-        assert view._transport._shared.session is client._transport._shared.session
+        assert transport_of(view).session is transport_of(client).session
         assert view._transport.timeout.total == 3.0
         assert client._transport.timeout.total == 10.0
     assert len(calls(mocked, "POST", AUTH)) == 1
@@ -217,7 +218,7 @@ async def test_closing_a_view_leaves_the_parent_open(mocked: aioresponses) -> No
     await view.close()
     assert not client.closed
     assert not view.closed
-    session = client._transport._shared.session
+    session = transport_of(client).session
     assert session is not None
     assert not session.closed
     await client.tracking.get("abc")  # the parent still works
@@ -247,7 +248,7 @@ async def test_close_is_idempotent_and_later_calls_fail(mocked: aioresponses) ->
     client = RouteeViberClient(credentials=StaticToken(TOKEN), base_url=BASE)
     assert not client.closed
     await client.tracking.get("abc")
-    session = client._transport._shared.session
+    session = transport_of(client).session
     assert session is not None
     await client.close()
     await client.close()
@@ -269,7 +270,7 @@ async def test_async_with_closes_the_client(mocked: aioresponses) -> None:
     mocked.get(BASE + TRACKING, payload=RECORD)
     async with RouteeViberClient(credentials=StaticToken(TOKEN), base_url=BASE) as client:
         await client.tracking.get("abc")
-        session = client._transport._shared.session
+        session = transport_of(client).session
     assert client.closed
     assert session is not None
     assert session.closed
@@ -297,7 +298,7 @@ async def test_a_caller_owned_session_is_never_closed(mocked: aioresponses) -> N
             credentials=StaticToken(TOKEN), base_url=BASE, session=session
         ) as client:
             await client.tracking.get("abc")
-            assert client._transport._shared.session is session
+            assert transport_of(client).session is session
         assert client.closed
         assert not session.closed
         async with session.get(BASE + TRACKING) as response:  # still usable

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aioresponses import CallbackResult, aioresponses
 from client_helpers import MESSAGES, OTP, SENDER, TO, TOKEN, all_calls, calls, json_body, only_call
+from internals import send_counted
 from secret_graph import assert_no_secret_reachable
 
 from routee_viber_async import (
@@ -176,7 +177,7 @@ async def test_a_retried_send_carries_the_same_seq(
 ) -> None:
     mocked.post(MESSAGES, status=503, payload={"code": "503000000"})
     mocked.post(MESSAGES, callback=echo_seq(SEND_ANSWER))
-    result, attempts = await client.messages.send_counted(message())
+    result, attempts = await send_counted(client, message())
     bodies = [call.kwargs["data"] for call in calls(mocked, "POST", MESSAGES)]
     assert attempts == 2
     assert len(bodies) == 2

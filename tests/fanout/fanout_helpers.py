@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import Any
 
 from routee_viber_async import SendMessage, SendResult, Template
+from routee_viber_async._transport import Reply
 from routee_viber_async.resources import MessagesResource
 
 SENDER = "sender-1"
@@ -71,7 +72,7 @@ class Counted:
 class StubTransport:
     """Stands in for ``Transport`` under a real ``MessagesResource``.
 
-    ``send_counted`` still validates and serialises each message; this records every body
+    ``MessagesResource._send`` still validates and serialises each message; this records every body
     (decoded), counts sends in flight and cancelled ones, and answers like Routee after
     ``await behave(body)`` (which may sleep, wait for a gate or raise).
     """
@@ -91,7 +92,7 @@ class StubTransport:
         self.cancelled = 0
         self.start_times: list[float] = []
 
-    async def request_counted(
+    async def request(
         self,
         method: str,
         path: str,
@@ -100,7 +101,7 @@ class StubTransport:
         body: bytes | None = None,
         idempotent: bool | None = None,
         secrets: tuple[str, ...] = (),
-    ) -> tuple[Any, int]:
+    ) -> Reply:
         assert (method, path, idempotent) == ("POST", "/viber/transactional/messages", False)
         assert body is not None
         decoded = json.loads(body)
@@ -119,7 +120,7 @@ class StubTransport:
             self.in_flight -= 1
         self.finished += 1
         answer = {"trackingId": f"track-{decoded['seq']}", "seq": decoded["seq"]}
-        return {**answer, "to": decoded["to"], "status": {"status": "QUEUED"}}, 1
+        return Reply({**answer, "to": decoded["to"], "status": {"status": "QUEUED"}}, 1)
 
 
 def resource(transport: StubTransport) -> MessagesResource:
@@ -130,7 +131,7 @@ RESULT = SendResult("track-fast")
 
 
 class FastMessages(MessagesResource):
-    """``send_counted`` answers at once and does nothing else: only the fan-out's cost is left."""
+    """``_send`` answers at once and does nothing else: only the fan-out's cost is left."""
 
     def __init__(self, max_concurrency: int = 100) -> None:
         class _Transport:
@@ -141,13 +142,13 @@ class FastMessages(MessagesResource):
         super().__init__(transport)  # type: ignore[arg-type]
         self.sends = 0
 
-    async def send_counted(
+    async def _send(
         self,
         message: SendMessage,
+        template: Template | None,
+        seq: int | None,
         *,
-        template: Template | None = None,
         validate: bool = True,
-        seq: int | None = None,
     ) -> tuple[SendResult, int]:
         self.sends += 1
         return RESULT, 1

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import bisect
 import random
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fanout_helpers import Counted, StubTransport, message, resource
 
 from routee_viber_async import RouteeViberClient, StaticToken, ValidationError
+from routee_viber_async.resources import _fanout
 
 CLOSED = "http://127.0.0.1:9"  # nothing listens: these tests never reach the network
 
@@ -159,3 +162,15 @@ async def test_each_client_is_told_of_the_cap_once() -> None:
             warnings.simplefilter("error")
             await a.messages.send_many([], concurrency=10).aclose()
             await b.messages.send_many([], concurrency=99).aclose()
+
+
+def test_the_fan_out_imports_nothing_of_the_messages_resource() -> None:
+    """No import cycle, not even a type-only one: send_many hands the fan-out what it needs."""
+    source = Path(_fanout.__file__).read_text(encoding="utf-8")
+    imported = {
+        node.module
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.module is not None
+    }
+    assert "_messages" not in imported
+    assert "._transport" not in source

@@ -12,6 +12,7 @@ import attrs
 import pytest
 from conftest import MakeClient
 from fanout_helpers import fan_out_workers, message, settle
+from internals import transport_of
 
 from routee_viber_async import (
     NotFoundError,
@@ -163,7 +164,7 @@ async def test_break_cancels_the_requests_in_flight_and_frees_the_slots(
             # The first is refused locally: an outcome at once, while the others hang.
             yield attrs.evolve(msg, to="12") if i == 0 else msg
 
-    semaphore = client._transport._shared.semaphore
+    semaphore = transport_of(client).semaphore
     async for outcome in client.messages.send_many(inputs()):
         assert outcome.index == 0
         assert semaphore._value < 4  # slow sends in flight

@@ -8,6 +8,7 @@ import time
 
 import pytest
 from integration_helpers import PIN, MakeClient, MakeSandbox, otp_message
+from internals import transport_of
 
 from routee_viber_async import (
     AccessToken,
@@ -24,13 +25,13 @@ async def test_no_secret_or_pin_in_logs_reprs_or_errors(
     sandbox = await make_sandbox(invalid_token_status=401)
     client = make_client(sandbox)
     template_id = (await approved_template(client, sandbox)).template_id
-    tokens: list[AccessToken | None] = [client._transport._shared.tokens.token]
+    tokens: list[AccessToken | None] = [transport_of(client).tokens.token]
 
     sandbox.revoke_tokens()  # 401 -> refresh -> replay (logged at INFO)
     sandbox.inject_fault("service_unavailable", times=1)  # then a retry (logged at INFO)
     message = otp_message(sandbox.sender_id, template_id)
     result = await client.messages.send(message)
-    tokens.append(client._transport._shared.tokens.token)
+    tokens.append(transport_of(client).tokens.token)
     with pytest.raises(ValidationError) as refused:  # the server's 400019029
         await client.messages.send(
             otp_message(sandbox.sender_id, template_id, template_params={"pin": PIN, "x": "y"}),
@@ -47,7 +48,7 @@ async def test_no_secret_or_pin_in_logs_reprs_or_errors(
     assert len(secrets) == 4
     texts = [f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records]
     texts += [repr(client), repr(message), str(message), repr(result), repr(outcomes)]
-    texts += [repr(client._transport._shared.tokens), repr(sandbox.credentials)]
+    texts += [repr(transport_of(client).tokens), repr(sandbox.credentials)]
     for error in (refused.value, local.value):
         texts += [str(error), repr(error), repr(error.body), repr(error.issues)]
     for text in texts:
@@ -97,5 +98,5 @@ async def test_a_cancelled_wait_ends_cleanly(
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    assert not client._transport._shared.semaphore.locked()
+    assert not transport_of(client).semaphore.locked()
     assert (await client.tracking.get(sent.tracking_id)).tracking_id == sent.tracking_id

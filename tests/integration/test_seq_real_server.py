@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from integration_helpers import PIN, TO, MakeClient, MakeSandbox, otp_message
+from internals import send_counted
 
 from routee_viber_async import (
     LegacyOtp,
@@ -75,7 +76,7 @@ async def test_every_attempt_of_a_send_carries_the_same_seq(
 ) -> None:
     routee, client = recording
     routee.statuses = [503, 500, 502]
-    result, attempts = await client.messages.send_counted(otp_message("sender", "template"))
+    result, attempts = await send_counted(client, otp_message("sender", "template"))
     assert attempts == 4
     seqs = [body["seq"] for body in routee.bodies]
     assert len(seqs) == 4
@@ -142,9 +143,7 @@ async def test_a_send_retried_after_503_is_stored_once_with_its_seq(
     client = make_client(sandbox)
     template_id = (await approved_template(client, sandbox)).template_id
     sandbox.inject_fault("service_unavailable", times=1)
-    result, attempts = await client.messages.send_counted(
-        otp_message(sandbox.sender_id, template_id)
-    )
+    result, attempts = await send_counted(client, otp_message(sandbox.sender_id, template_id))
     assert attempts == 2
     assert sandbox.fault_counts["service_unavailable"] == 1
     [stored] = sandbox.messages
@@ -161,9 +160,7 @@ async def test_an_ambiguous_retry_reaches_the_sandbox_with_the_same_seq(
     # At-least-once (opted in): the first attempt is accepted, then answered 500, and the retry
     # is a second, identical send.
     sandbox.inject_fault("server_error", times=1, after_accept=True)
-    result, attempts = await client.messages.send_counted(
-        otp_message(sandbox.sender_id, template_id)
-    )
+    result, attempts = await send_counted(client, otp_message(sandbox.sender_id, template_id))
     assert attempts == 2
     assert [m.seq for m in sandbox.messages] == [result.seq, result.seq]
     assert sandbox.duplicate_seq_count == 1  # how Routee (and you) can tell the duplicate

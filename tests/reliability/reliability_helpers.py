@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from internals import transport_of
+
 import routee_viber_async
 from routee_viber_async import (
     CreateTemplate,
@@ -81,14 +83,21 @@ def library_tasks() -> list[asyncio.Task[Any]]:
     return found
 
 
+async def token_fetch_done(client: RouteeViberClient, within: float = 5.0) -> None:
+    """Wait until a token fetch in flight has ended: it runs in a task of its own, which the
+    cancellation of its callers leaves running (its token serves the next calls)."""
+    async with asyncio.timeout(within):
+        await transport_of(client).tokens.wait_fetched()
+
+
 def assert_idle(client: RouteeViberClient) -> None:
     """Nothing of the client is busy: no task, slot, connection or token lock is held."""
     assert library_tasks() == []
-    shared = client._transport._shared
+    shared = transport_of(client)
     semaphore = shared.semaphore
     assert semaphore._value == shared.max_concurrency, "a semaphore slot was not released"
     assert not semaphore._waiters, "a task still waits for a slot"
-    assert shared.tokens._pending is None, "a token fetch is still in flight"
+    assert not shared.tokens.fetching, "a token fetch is still in flight"
     session = shared.session
     if session is not None and not session.closed:
         connector = session.connector
@@ -101,7 +110,7 @@ def assert_closed(client: RouteeViberClient) -> None:
     transport = client._transport
     assert transport.closed
     assert client.closed
-    session = transport._shared.session
+    session = transport.session
     if session is not None:
         assert session.closed
         connector = session.connector

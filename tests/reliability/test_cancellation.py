@@ -26,6 +26,7 @@ from reliability_helpers import (
     messages,
     otp_template,
     settle,
+    token_fetch_done,
 )
 
 from routee_viber_async import (
@@ -118,6 +119,7 @@ async def test_cancel_send_many_at_a_random_point(seed: int) -> None:
             delay = 0.0 if seed == 0 else rng.uniform(0.0, 0.5)  # 0: during the token fetch
             await _cancel_after(asyncio.create_task(consume()), delay)
             await settle()
+            await token_fetch_done(client)
             assert_idle(client)
             _check_at_most_once(sb, outcomes)
             assert len(outcomes) < 150, "the run ended before it was cancelled"
@@ -145,6 +147,7 @@ async def test_cancel_tracking_wait_at_a_random_point(seed: int) -> None:
             ]
             await asyncio.gather(*(_cancel_after(w, rng.uniform(0.0, 0.4)) for w in waits))
             await settle()
+            await token_fetch_done(client)
             assert_idle(client)
             sb.set_faults(None)
             record = await client.tracking.wait(results[0].tracking_id, timeout=5)

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from internals import transport_of
 from reliability_helpers import client_for, otp_template, pin_for, recipient
 
 from routee_viber_async import (
@@ -219,8 +220,8 @@ async def _api_flows(sb: Sandbox, audit: Audit, callback_url: str) -> None:
             if outcome.error is not None:
                 audit.error(outcome.error)
         sb.set_faults(None)
-        audit.show(client, client._transport, client._transport._shared.tokens)
-        audit.show(client._transport._shared.tokens.token)
+        audit.show(client, client._transport, transport_of(client).tokens)
+        audit.show(transport_of(client).tokens.token)
         await sb.wait_idle(5)  # the delivery callbacks reached the receiver
 
     # Refused credentials, a token without Viber permission, a static token.

@@ -12,6 +12,7 @@ from transport_helpers import APP_ID, APP_SECRET, FakeRoutee, MakeTransport
 
 from routee_viber_async._auth import ClientCredentials
 from routee_viber_async._config import RetryPolicy
+from routee_viber_async._errors import routee_status_error
 from routee_viber_async._transport import Transport
 
 
@@ -41,6 +42,7 @@ async def make_transport(routee: FakeRoutee) -> AsyncIterator[MakeTransport]:
         options.setdefault("base_url", routee.base_url)
         options.setdefault("auth_url", routee.auth_url)
         options.setdefault("retry", RetryPolicy.no_wait())
+        options.setdefault("make_status_error", routee_status_error)
         transport = Transport(**options)
         made.append(transport)
         return transport

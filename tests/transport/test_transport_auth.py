@@ -166,9 +166,9 @@ async def test_token_fetch_holds_no_api_slot(
     transport = make_transport(max_concurrency=1)
     call = asyncio.create_task(transport.request("GET", "/x"))
     await wait_until(lambda: routee.auth_hits == 1)
-    assert not transport._shared.semaphore.locked()  # fetching, yet the slot is free
+    assert not transport.semaphore.locked()  # fetching, yet the slot is free
     routee.auth_gate.set()
-    assert await call == {"ok": True, "n": 1}
+    assert (await call).data == {"ok": True, "n": 1}
 
 
 async def test_concurrent_first_calls_fetch_one_token(
@@ -222,7 +222,7 @@ async def test_401_replay_then_retry_on_503(
     await transport.request("GET", "/warm-up")
     routee.revoke_all()
     routee.script(reply(503))
-    data, attempts = await transport.request_counted("GET", "/x")
+    data, attempts = await transport.request("GET", "/x")
     assert data == {"ok": True, "n": 4}
     assert attempts == 3  # 401, replay -> 503, retry -> 200
     assert routee.auth_hits == 2
@@ -238,7 +238,7 @@ async def test_403_on_an_old_token_refreshes_and_replays(
     await transport.request("GET", "/warm-up")
     routee.forbid_tokens.add(routee.issued[0])
     await asyncio.sleep(0.03)
-    data, attempts = await transport.request_counted("POST", "/m", body=b"{}")
+    data, attempts = await transport.request("POST", "/m", body=b"{}")
     assert data["ok"] is True
     assert attempts == 2
     assert routee.auth_hits == 2
@@ -369,7 +369,9 @@ async def test_every_caller_waiting_for_a_fetch_resumes_in_the_same_turn_of_the_
         assert manager.fetches == 1
 
 
-async def test_a_fetch_whose_caller_is_cancelled_is_taken_over_by_a_waiter() -> None:
+async def test_a_cancelled_caller_leaves_the_fetch_running_for_the_others() -> None:
+    """The fetch runs in a task of its own: the caller that started it may be cancelled, and
+    the others get that same fetch's token, with no second fetch."""
     provider = _GatedProvider()
     manager = TokenManager(provider, "http://unused")
     async with aiohttp.ClientSession() as http:
@@ -378,11 +380,26 @@ async def test_a_fetch_whose_caller_is_cancelled_is_taken_over_by_a_waiter() -> 
         waiters = [asyncio.create_task(manager.get(http)) for _ in range(5)]
         await asyncio.sleep(0)
         leader.cancel()
-        await wait_until(lambda: provider.calls == 2)  # one waiter fetches again, not five
-        provider.gates[1].set()
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+        assert manager.fetching
+        provider.gates[0].set()
         tokens = await asyncio.gather(*waiters)
-        assert {token.value for token in tokens} == {"token-2"}
-        assert leader.cancelled()
-        assert provider.calls == 2
+        assert {token.value for token in tokens} == {"token-1"}
+        assert provider.calls == 1
         assert manager.token is tokens[0]
-        assert manager._pending is None
+        assert not manager.fetching
+
+
+async def test_close_cancels_the_fetch_and_wakes_every_waiter_with_a_typed_error() -> None:
+    provider = _GatedProvider()
+    manager = TokenManager(provider, "http://unused")
+    async with aiohttp.ClientSession() as http:
+        waiters = [asyncio.create_task(manager.get(http)) for _ in range(5)]
+        await wait_until(lambda: provider.calls == 1)
+        manager.close()
+        results = await asyncio.gather(*waiters, return_exceptions=True)
+        assert all(isinstance(result, TransportError) for result in results), results
+        assert all(result.request_sent is False for result in results)  # type: ignore[union-attr]
+        assert not manager.fetching
+        assert provider.calls == 1

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import json
+from collections.abc import Mapping
 
 import aiohttp
 import pytest
 from transport_helpers import FakeRoutee, MakeTransport, reply, wait_until
 
-from routee_viber_async import _transport as transport_module
 from routee_viber_async._auth import StaticToken
 from routee_viber_async._config import RetryPolicy
 from routee_viber_async._errors import (
@@ -19,11 +19,13 @@ from routee_viber_async._errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    RouteeError,
     ServerError,
     TransportError,
     UnprocessableError,
     ValidationError,
     outcome_unknown,
+    routee_status_error,
 )
 from routee_viber_async._transport import DEFAULT_USER_AGENT, Transport
 
@@ -41,9 +43,7 @@ async def test_get_returns_decoded_json_with_auth_and_headers(
     routee: FakeRoutee, make_transport: MakeTransport
 ) -> None:
     transport = make_transport()
-    data, attempts = await transport.request_counted(
-        "GET", "/viber/tracking/abc", params={"a": "1"}
-    )
+    data, attempts = await transport.request("GET", "/viber/tracking/abc", params={"a": "1"})
     assert data == {"ok": True, "n": 1}
     assert attempts == 1
     hit = routee.hits[0]
@@ -90,8 +90,8 @@ async def test_user_agent_and_accept(
 async def test_empty_answer_is_none(routee: FakeRoutee, make_transport: MakeTransport) -> None:
     routee.script(reply(204), reply(200))
     transport = make_transport()
-    assert await transport.request("DELETE", "/t/1") is None
-    assert await transport.request("DELETE", "/t/2") is None
+    assert (await transport.request("DELETE", "/t/1")).data is None
+    assert (await transport.request("DELETE", "/t/2")).data is None
 
 
 async def test_token_is_reused_across_calls(
@@ -293,9 +293,9 @@ async def test_close_before_any_request(make_transport: MakeTransport) -> None:
 
 async def test_session_is_created_lazily_in_the_loop(make_transport: MakeTransport) -> None:
     transport = make_transport()
-    assert transport._shared.session is None
+    assert transport.session is None
     await transport.request("GET", "/x")
-    session = transport._shared.session
+    session = transport.session
     assert session is not None
     await transport.close()
     assert session.closed
@@ -372,30 +372,41 @@ async def test_close_wakes_a_call_sleeping_before_its_retry(
 def test_constructor_validates() -> None:
     with pytest.raises(ValueError, match="max_concurrency"):
         Transport(token_provider=StaticToken("t"), base_url="http://x", auth_url="http://y",
-                  max_concurrency=0)  # fmt: skip
+                  make_status_error=routee_status_error, max_concurrency=0)  # fmt: skip
 
 
-async def test_connections_read_64_kib_at_a_time_set_once_and_large_answers_arrive_whole(
-    routee: FakeRoutee, make_transport: MakeTransport, monkeypatch: pytest.MonkeyPatch
+async def test_large_answers_arrive_whole_over_one_keep_alive_connection(
+    routee: FakeRoutee, make_transport: MakeTransport
 ) -> None:
-    """Each new connection reads at most 64 KiB per system call (asyncio asks for 256 KiB,
-    which glibc serves with mmap), set when the connection opens rather than per request; an
-    answer larger than that still arrives whole."""
-    limited: list[asyncio.BaseTransport] = []
-    limit = transport_module._limit_read_size
-
-    def spy(transport: asyncio.BaseTransport) -> None:
-        limited.append(transport)
-        limit(transport)
-
-    monkeypatch.setattr(transport_module, "_limit_read_size", spy)
-    big = {"items": ["x" * 1000] * 300}  # about 300 KiB of JSON
+    big = {"items": ["x" * 1000] * 300}  # about 300 KiB of JSON, several socket reads
     routee.script(reply(200, big), reply(200, big))
     transport = make_transport()
     for _ in range(2):
-        assert await transport.request("POST", "/viber/transactional/messages", body=b"{}") == big
-    assert await transport.request("GET", "/viber/tracking/x") == {"ok": True, "n": 3}
-    # The token fetch and the three calls went over one keep-alive connection (same host).
-    assert len(limited) == 1
-    connection: Any = limited[0]
-    assert connection.max_size == 64 * 1024
+        reply_ = await transport.request("POST", "/viber/transactional/messages", body=b"{}")
+        assert reply_.data == big
+    assert (await transport.request("GET", "/viber/tracking/x")).data == {"ok": True, "n": 3}
+
+
+async def test_the_transport_words_error_answers_with_the_factory_it_was_given(
+    routee: FakeRoutee, make_transport: MakeTransport
+) -> None:
+    """The transport knows HTTP only: what a non-2xx answer means is the factory's business."""
+    seen: list[tuple[int, bytes, str, str]] = []
+
+    class Refused(RouteeError):
+        pass
+
+    def make_status_error(
+        status: int, raw: bytes, headers: Mapping[str, str], method: str, path: str
+    ) -> RouteeError:
+        seen.append((status, raw, method, path))
+        return Refused(f"{method} {path}: {status}")
+
+    routee.script(reply(404, {"code": "404000000"}))
+    transport = make_transport(make_status_error=make_status_error)
+    with pytest.raises(Refused) as caught:
+        await transport.request("GET", "/t/1?x=1")
+    assert caught.value.attempts == 1
+    assert [(s, json.loads(raw), m, p) for s, raw, m, p in seen] == [
+        (404, {"code": "404000000"}, "GET", "/t/1?x=1")
+    ]

@@ -30,7 +30,7 @@ async def test_no_secret_in_log_records_reprs_or_errors(
     await transport.request("POST", "/m", params=params, body=BODY)
     routee.revoke_all()  # 401 -> refresh -> replay
     routee.script(reply(503), reply(200, {"done": True}))
-    assert await transport.request("POST", "/m", params=params, body=BODY) == {"done": True}
+    assert (await transport.request("POST", "/m", params=params, body=BODY)).data == {"done": True}
     routee.script(reply(400, {"code": "400019029", "validationIssues": []}))
     with pytest.raises(ValidationError) as validation:
         await transport.request("POST", "/m", params=params, body=BODY)
@@ -52,7 +52,7 @@ async def test_no_secret_in_log_records_reprs_or_errors(
     ]
     assert len(routee.issued) == 2
     texts = _texts(caplog.records)
-    texts += [repr(transport), repr(transport._shared.tokens), repr(transport._shared.tokens.token)]
+    texts += [repr(transport), repr(transport.tokens), repr(transport.tokens.token)]
     for error in (validation.value, server_error.value, auth_error.value):
         texts += [str(error), repr(error), repr(error.headers)]
     for text in texts:

@@ -26,6 +26,7 @@ from routee_viber_async._errors import (
     TransportError,
     ValidationError,
     outcome_unknown,
+    routee_status_error,
 )
 from routee_viber_async._transport import DEFAULT_MAX_RESPONSE_SIZE, Transport
 
@@ -86,6 +87,7 @@ async def test_no_token_reachable_from_an_unparseable_api_answer(
 ) -> None:
     base_url = await raw_server(answer)
     transport = Transport(
+        make_status_error=routee_status_error,
         token_provider=StaticToken(TOKEN),
         base_url=base_url,
         auth_url=base_url + "/oauth/token",
@@ -104,6 +106,7 @@ async def test_no_credential_reachable_from_an_unparseable_token_answer(
 ) -> None:
     auth_url = await raw_server(answer) + "/oauth/token"
     transport = Transport(
+        make_status_error=routee_status_error,
         token_provider=ClientCredentials(APP_ID, APP_SECRET),
         base_url="http://127.0.0.1:9/api",
         auth_url=auth_url,
@@ -254,7 +257,7 @@ async def test_an_answer_over_the_cap_is_a_typed_error_and_unknown_for_a_send(
     assert caught.value.attempts == 1
     assert outcome_unknown(caught.value)
     assert routee.api_hits == 1  # not retried
-    assert await transport.request("GET", "/after") == {"ok": True, "n": 2}
+    assert (await transport.request("GET", "/after")).data == {"ok": True, "n": 2}
 
 
 async def test_an_answer_within_the_cap_is_read_whole(
@@ -262,14 +265,15 @@ async def test_an_answer_within_the_cap_is_read_whole(
 ) -> None:
     routee.script(_streamed(3 * 65536), reply(200, {"x": "y" * 5000}))
     transport = make_transport(max_response_size=4 * 65536)
-    assert await transport.request("GET", "/a") == {}
-    assert await transport.request("GET", "/b") == {"x": "y" * 5000}
+    assert (await transport.request("GET", "/a")).data == {}
+    assert (await transport.request("GET", "/b")).data == {"x": "y" * 5000}
 
 
 def test_the_default_cap_is_one_mebibyte() -> None:
     assert DEFAULT_MAX_RESPONSE_SIZE == 1024 * 1024
     with pytest.raises(ValueError, match="max_response_size"):
         Transport(
+            make_status_error=routee_status_error,
             token_provider=StaticToken(TOKEN),
             base_url="http://127.0.0.1:9",
             auth_url="http://127.0.0.1:9/t",
@@ -300,6 +304,7 @@ async def test_no_secret_in_the_sdk_frames_an_error_tracker_records(
     api = bad if endpoint == "api" else "http://127.0.0.1:9"
     provider = StaticToken(TOKEN) if endpoint == "api" else ClientCredentials(APP_ID, APP_SECRET)
     transport = Transport(
+        make_status_error=routee_status_error,
         token_provider=provider,
         base_url=api,
         auth_url=bad + "/oauth/token",

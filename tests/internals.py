@@ -1,0 +1,26 @@
+"""Internal accessors for the tests: the one place that reaches into a client.
+
+Internal, for the tests only: what they read of a client's transport (its session, token
+cache, semaphore, retry budget) goes through :func:`transport_of` and the transport's
+read-only properties, never through its private state.
+"""
+
+from __future__ import annotations
+
+from routee_viber_async import RouteeViberClient, SendMessage, SendResult
+from routee_viber_async._transport import Transport
+
+
+def transport_of(client: RouteeViberClient) -> Transport:
+    """The transport a client (or a view of it) sends through."""
+    return client._transport
+
+
+async def send_counted(client: RouteeViberClient, message: SendMessage) -> tuple[SendResult, int]:
+    """Send ``message`` and also return how many HTTP attempts it took (through ``send_many``,
+    whose outcomes carry the count)."""
+    [outcome] = [o async for o in client.messages.send_many([message], concurrency=1)]
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.result is not None
+    return outcome.result, outcome.attempts
