@@ -31,6 +31,7 @@ from routee_viber_async import (
     _converter,
     _requests,
     _responses,
+    _template_parts,
 )
 from routee_viber_async._converter import from_wire, to_masked, to_wire, wire_name, wire_parser
 from routee_viber_async.webhooks import (
@@ -41,7 +42,10 @@ from routee_viber_async.webhooks import (
 
 #: Every wire model: requests, responses and their nested parts.
 MODELS: list[type[Any]] = sorted(
-    (getattr(rva, name) for name in [*_requests.__all__, *_responses.__all__]),
+    (
+        getattr(rva, name)
+        for name in [*_requests.__all__, *_responses.__all__, *_template_parts.__all__]
+    ),
     key=lambda cl: cl.__name__,
 )
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
