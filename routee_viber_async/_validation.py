@@ -128,7 +128,7 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 
 
 def _known_strings(enum: type[OpenEnum]) -> frozenset[str]:
-    """The wire values an enum lists (a set lookup on every send, not an enum construction)."""
+    """The wire values an enum lists."""
     return frozenset(member.value for member in enum)
 
 
