@@ -51,9 +51,6 @@ if TYPE_CHECKING:
         OtpParams,
         SendMessage,
         TemplateCallbackUpdate,
-        TemplateLocale,
-        TemplateParam,
-        VarExample,
     )
     from ._responses import (
         CallbackStatus,
@@ -67,6 +64,7 @@ if TYPE_CHECKING:
         TrackingRecord,
         TrackingStatus,
     )
+    from ._template_parts import TemplateLocale, TemplateParam, VarExample
     from .resources import (
         MessagesResource,
         SendManyIterator,
@@ -149,6 +147,7 @@ _SOURCES = (
     "_masking",
     "_requests",
     "_responses",
+    "_template_parts",
     "resources",
 )
 

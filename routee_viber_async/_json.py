@@ -1,4 +1,4 @@
-"""JSON encoding for the wire (orjson: several times faster than the standard library)."""
+"""JSON encoding for the wire, with orjson."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ __all__ = ["JSONDecodeError", "dumps", "dumps_str", "loads"]
 JSONDecodeError = orjson.JSONDecodeError
 
 
-#: Encode a JSON-ready value to UTF-8 bytes (orjson's own function: no wrapper call per send).
+#: Encode a JSON-ready value to UTF-8 bytes.
 dumps: Callable[[Any], bytes] = orjson.dumps
 
 

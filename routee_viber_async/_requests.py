@@ -15,7 +15,8 @@ import attrs
 from . import _validation as v
 from ._enums import DeliveryScope, Label, LegacyOtpType, TemplateCategory
 from ._errors import ValidationIssue
-from ._fields import required_on_wire, secret_field, secret_mapping_field, url_field, wire_field
+from ._fields import secret_field, secret_mapping_field, url_field, wire_field
+from ._template_parts import TemplateLocale, TemplateParam, VarExample
 
 if TYPE_CHECKING:
     from ._responses import Template
@@ -26,9 +27,6 @@ __all__ = [
     "OtpParams",
     "SendMessage",
     "TemplateCallbackUpdate",
-    "TemplateLocale",
-    "TemplateParam",
-    "VarExample",
 ]
 
 #: ``seq`` values travel as JSON numbers: keep them exact in a double.
@@ -46,8 +44,7 @@ def _legacy_to_scope(value: Any) -> Any:
 def _common_send_issues(
     sender: object, to: object, seq: object, ttl: object, label: object, scope: object
 ) -> list[ValidationIssue]:
-    # Optional fields are checked only when set (every check accepts None): a send usually
-    # sets few of them, and each check skipped is a call less on the hot path.
+    # Optional fields are checked only when set: a send usually sets few of them.
     issues = v.check_required_text(sender, "senderInfoTrackingId")
     issues += v.check_recipient(to)
     if seq is not None:
@@ -120,83 +117,7 @@ class SendMessage:
 
     def validate(self, template: Template | None = None) -> None:
         """Raise :class:`ValidationError` with every issue found, if any."""
-        # A subclass may add rules to issues(): only SendMessage itself takes the one pass.
-        if type(self) is not SendMessage or not _plainly_valid(self, template):
-            v.raise_if(self.issues(template))
-
-
-# -- the common send, checked in one pass -----------------------------------------------------
-
-#: The last template a send was checked against, with what the check needs of it: a fan-out
-#: checks every message against the same one. One tuple, replaced whole (never torn).
-_template_plan: tuple[Template, frozenset[str], frozenset[str], bool] | None = None
-
-
-def _plan(template: Template) -> tuple[Template, frozenset[str], frozenset[str], bool]:
-    global _template_plan
-    plan = _template_plan
-    if plan is None or plan[0] is not template:
-        plan = _template_plan = (
-            template,
-            frozenset(template.languages),
-            frozenset(template.param_names),
-            template.is_otp,
-        )
-    return plan
-
-
-def _plainly_valid(message: SendMessage, template: Template | None) -> bool:
-    """True when ``message`` certainly breaks no rule: the common send, checked in one pass.
-
-    A send is checked on every attempt of every message, and :meth:`SendMessage.issues` makes
-    about twenty Python calls to say "nothing". This accepts only what it can vouch for (plain
-    ASCII ``str`` values, no URLs, string names, parameter values without ``.`` or ``:``):
-    ASCII text is its own visible form and counts one UTF-16 unit per character. Anything else,
-    valid or not, is left to ``issues()``, which alone words the issues.
-    """
-    sender = message.sender_info_tracking_id
-    to = message.to
-    template_id = message.template_id
-    lang = message.template_lang
-    params = message.template_params
-    scope = message.delivery_scope
-    seq = message.seq
-    ttl = message.ttl
-    if not (
-        type(sender) is str
-        and sender.isascii()
-        and sender.strip()
-        and type(to) is str
-        and v.E164.fullmatch(to) is not None
-        and type(template_id) is str
-        and template_id.isascii()
-        and template_id.strip()
-        and type(lang) is str
-        and lang.isascii()
-        and lang.strip()
-        and type(params) is dict
-        and (scope is None or (type(scope) is DeliveryScope and scope in v.DELIVERY_SCOPES))
-        and (seq is None or (type(seq) is int and 0 <= seq <= MAX_SEQ))
-        and (ttl is None or (type(ttl) is int and 1 <= ttl <= v.INT64_MAX))
-        and message.callback_url is None
-        and message.inbound_url is None
-    ):
-        return False
-    for name, value in params.items():
-        if (
-            type(name) is not str
-            or type(value) is not str
-            or not value.isascii()
-            or len(value) > v.MAX_PARAM_LENGTH
-            or "." in value
-            or ":" in value
-            or not value.strip()
-        ):
-            return False
-    if template is None:
-        return True
-    _, languages, declared, is_otp = _plan(template)
-    return lang in languages and params.keys() == declared and (not is_otp or "pin" in params)
+        v.raise_if(self.issues(template))
 
 
 @attrs.frozen
@@ -293,30 +214,6 @@ class LegacyOtp:
             assert isinstance(wire, dict)
             return wire
         return dict(params)
-
-
-@attrs.frozen
-class TemplateParam:
-    """A placeholder declared by a template (``{{name}}``); Routee's only type is ``TEXT``."""
-
-    name: str
-    type: str = required_on_wire("TEXT")
-
-
-@attrs.frozen
-class TemplateLocale:
-    """One language version of a template's text."""
-
-    lang: str
-    template: str
-
-
-@attrs.frozen
-class VarExample:
-    """An example value for a placeholder, shown to moderators."""
-
-    name: str
-    example: str
 
 
 @attrs.frozen

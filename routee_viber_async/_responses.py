@@ -23,7 +23,7 @@ from ._enums import (
     TemplateStatus,
 )
 from ._fields import extra_field, secret_mapping_field, url_field, wire_field
-from ._requests import TemplateLocale, TemplateParam, VarExample
+from ._template_parts import TemplateLocale, TemplateParam, VarExample
 
 __all__ = [
     "CallbackStatus",

@@ -128,7 +128,7 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 
 
 def _known_strings(enum: type[OpenEnum]) -> frozenset[str]:
-    """The wire values an enum lists (a set lookup on every send, not an enum construction)."""
+    """The wire values an enum lists."""
     return frozenset(member.value for member in enum)
 
 
@@ -359,7 +359,11 @@ def visible_text(text: str) -> str:
 
 def is_blank(value: object) -> bool:
     """True for a string with nothing visible in it (spaces, zero-width spaces, ...)."""
-    return isinstance(value, str) and not visible_text(value).strip()
+    if not isinstance(value, str):
+        return False
+    if value.isascii():  # its own visible form (see visible_text)
+        return not value.strip()
+    return not visible_text(value).strip()
 
 
 def utf16_length(text: str) -> int:
@@ -390,29 +394,31 @@ def check_param_value(name: str, value: object) -> list[ValidationIssue]:
     The length counts UTF-16 code units of the value as given; the URL and file-name checks
     look at its :func:`visible_text`.
     """
-    if type(value) is str:  # the common case, first
+    if isinstance(value, str):
         text = value
-    elif isinstance(value, bool) or not isinstance(value, str | int | float):
+    elif isinstance(value, bool) or not isinstance(value, int | float):
         return [
             ValidationIssue(Code.INVALID_PARAM_TYPE, f"Parameter {name} must be a string or number")
         ]
-    elif isinstance(value, str):
-        text = value
     else:
         number_issues = _number_issue(name, value)
         if number_issues:
             return number_issues
         text = str(value)
+    if text.isascii():  # its own visible form, one UTF-16 unit per character
+        length = len(text)
+    else:
+        try:
+            length = utf16_length(text)
+        except UnicodeEncodeError:
+            return [
+                ValidationIssue(
+                    Code.INVALID_PARAM_TYPE,
+                    f"Parameter {name} must be valid Unicode text (it holds a lone surrogate).",
+                )
+            ]
+        text = visible_text(text)
     issues = []
-    try:
-        length = utf16_length(text)
-    except UnicodeEncodeError:
-        return [
-            ValidationIssue(
-                Code.INVALID_PARAM_TYPE,
-                f"Parameter {name} must be valid Unicode text (it holds a lone surrogate).",
-            )
-        ]
     if length > MAX_PARAM_LENGTH:
         issues.append(
             ValidationIssue(
@@ -420,7 +426,6 @@ def check_param_value(name: str, value: object) -> list[ValidationIssue]:
                 f"Parameter {name} must be at most {MAX_PARAM_LENGTH} characters.",
             )
         )
-    text = visible_text(text)
     if "." not in text and ":" not in text:
         return issues  # every URL, domain and file name has one or the other
     if _looks_like_url(text):
@@ -487,7 +492,7 @@ def check_template_params(
     params = params or {}
     if not isinstance(lang, str) or is_blank(lang):
         issues.append(ValidationIssue(Code.TEMPLATE_LANG_REQUIRED, "templateLang is required."))
-    elif languages is not None and lang not in set(languages):
+    elif languages is not None and lang not in languages:
         issues.append(
             ValidationIssue(
                 Code.TEMPLATE_LANG_MISMATCH,
@@ -496,7 +501,7 @@ def check_template_params(
         )
     issues += check_param_entries(params)
     if declared is not None:
-        declared_names = list(dict.fromkeys(declared))
+        declared_names = dict.fromkeys(declared)  # in order, without repeats
         for name in declared_names:
             value = params.get(name)
             if value is None or is_blank(value):

@@ -89,7 +89,8 @@ async def routee_client(routee_sandbox: Sandbox) -> AsyncIterator[RouteeViberCli
 def otp_template_definition() -> CreateTemplate:
     """The ``routee_template`` fixture's definition: OTP, ``pin``, "Your code is {{pin}}."."""
     from ._enums import TemplateCategory
-    from ._requests import CreateTemplate, TemplateLocale, TemplateParam, VarExample
+    from ._requests import CreateTemplate
+    from ._template_parts import TemplateLocale, TemplateParam, VarExample
 
     return CreateTemplate(
         TemplateCategory.OTP,

@@ -91,6 +91,15 @@ def test_unknown_keys_are_kept_and_written_back() -> None:
     assert to_wire(callback) == data
 
 
+def test_a_wire_key_named_extra_is_kept_like_any_unknown_key() -> None:
+    data = {"trackingId": "t1", "extra": {"a": 1}, "more": 2}
+    result = from_wire(data, SendResult)
+    assert result.extra == {"extra": {"a": 1}, "more": 2}
+    assert to_wire(result) == data
+    # Without any other unknown key too, and where the model itself has no "extra" key.
+    assert from_wire({"trackingId": "t1", "extra": None}, SendResult).extra == {"extra": None}
+
+
 def test_unknown_enum_values_are_kept() -> None:
     callback = from_wire({"trackingId": "t1", "status": {"name": "READ_TWICE"}}, DeliveryCallback)
     assert callback.status.name == "READ_TWICE"

@@ -21,9 +21,10 @@ from aiohttp import web
 
 from .._client import RouteeViberClient
 from .._enums import DeliveryStatus, TemplateCategory
-from .._requests import CreateTemplate, SendMessage, TemplateLocale, TemplateParam, VarExample
+from .._requests import CreateTemplate, SendMessage
 from .._responses import DeliveryCallback, ModerationCallback, Template
 from .._seq import next_seq
+from .._template_parts import TemplateLocale, TemplateParam, VarExample
 from ..integrations.aiohttp import webhook_routes
 from ._progress import make_progress
 from ._timeout import with_timeout

@@ -20,7 +20,6 @@ from typing import Any
 import attrs
 import orjson
 import pytest
-from cattrs.gen import make_dict_structure_fn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +31,7 @@ from routee_viber_async import (
     _converter,
     _requests,
     _responses,
+    _template_parts,
 )
 from routee_viber_async._converter import from_wire, to_masked, to_wire, wire_name, wire_parser
 from routee_viber_async.webhooks import (
@@ -42,7 +42,10 @@ from routee_viber_async.webhooks import (
 
 #: Every wire model: requests, responses and their nested parts.
 MODELS: list[type[Any]] = sorted(
-    (getattr(rva, name) for name in [*_requests.__all__, *_responses.__all__]),
+    (
+        getattr(rva, name)
+        for name in [*_requests.__all__, *_responses.__all__, *_template_parts.__all__]
+    ),
     key=lambda cl: cl.__name__,
 )
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -197,28 +200,26 @@ def test_from_wire_any_json_shaped_like_each_model(
     assert orjson.loads(orjson.dumps(to_wire(again))) == wire
 
 
-DETAILED_ONLY = _converter._build(masked=False, fast_path=False)
-
-
-def _structured_by(conv: Any, body: Any, cl: type[Any]) -> tuple[Any, Any]:
-    """What ``conv`` makes of ``body``: the object, or what its error says, field by field."""
+def _structured_by(conv: Any, body: Any, cl: type[Any]) -> tuple[Any, bool]:
+    """What ``conv`` makes of ``body``: the object, or None and False when it refuses it."""
     try:
-        return conv.get_structure_hook(cl)(body, cl), None
-    except Exception as exc:
-        return None, (type(exc), _converter._describe(exc, "$"))
+        return conv.structure(body, cl), True
+    except Exception:
+        return None, False
 
 
 @pytest.mark.parametrize("cl", MODELS, ids=lambda cl: cl.__name__)
 @FUZZ
 @given(data=st.data())
-def test_the_fast_path_agrees_with_cattrs_detailed_hooks(
+def test_the_detailed_converter_agrees_with_the_fast_one(
     cl: type[Any], data: st.DataObject
 ) -> None:
-    """Same object for every accepted body, the same error (same fields) for every other."""
+    """The detailed converter only words the fast one's errors: it must accept and refuse the
+    same bodies, and build the same objects."""
     body = data.draw(model_dicts(cl) | JSON, label="body")
-    fast = _structured_by(_converter.WIRE, body, cl)
-    detailed = _structured_by(DETAILED_ONLY, body, cl)
-    assert fast == detailed
+    assert _structured_by(_converter.WIRE, body, cl) == _structured_by(
+        _converter._DETAILED, body, cl
+    )
 
 
 def _parsed_by(parse: Any, *args: Any) -> tuple[Any, Any]:
@@ -236,98 +237,6 @@ def test_a_bound_wire_parser_agrees_with_from_wire(cl: type[Any], data: st.DataO
     issues, for anything."""
     body = data.draw(model_dicts(cl) | JSON, label="body")
     assert _parsed_by(wire_parser(cl), body) == _parsed_by(from_wire, body, cl)
-
-
-def test_the_fast_path_is_taken_for_a_send_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A valid answer never reaches cattrs' detailed hook; an invalid one does, for the error."""
-    body = {
-        "trackingId": "t-1",
-        "seq": 7,
-        "status": {"status": "QUEUED", "date": "2026-05-20T05:45:13.606Z"},
-        "newKey": {"kept": True},
-    }
-    detailed_calls: list[str] = []
-
-    def counting_factory(cl: type[Any], *args: Any, **kwargs: Any) -> Any:
-        detailed = make_dict_structure_fn(cl, *args, **kwargs)
-
-        def hook(data: Any, target: Any) -> Any:
-            detailed_calls.append(cl.__name__)
-            return detailed(data, target)
-
-        return hook
-
-    monkeypatch.setattr(_converter, "make_dict_structure_fn", counting_factory)
-    conv = _converter._build(masked=False)
-    obj = conv.get_structure_hook(_responses.SendResult)(body, _responses.SendResult)
-    assert detailed_calls == []
-    assert obj == DETAILED_ONLY.structure(body, _responses.SendResult)
-    assert obj.status is not None
-    assert obj.status.status == "QUEUED"
-    assert obj.extra == {"newKey": {"kept": True}}
-    with pytest.raises(Exception, match="While structuring SendResult"):
-        conv.get_structure_hook(_responses.SendResult)({"seq": 7}, _responses.SendResult)
-    assert detailed_calls == ["SendResult"]
-
-
-_POST_INITS: list[int] = []
-
-
-@attrs.frozen
-class _Validated:
-    """A class whose ``__init__`` validates: the fast path must call it."""
-
-    count: int = attrs.field(validator=attrs.validators.ge(0))
-    label: str | None = None
-
-
-@attrs.frozen
-class _PostInit:
-    """A class with an init hook: the fast path must call its ``__init__``."""
-
-    count: int
-    label: str | None = None
-
-    def __attrs_post_init__(self) -> None:
-        _POST_INITS.append(self.count)
-
-
-@attrs.define
-class _Plain:
-    """A mutable, slotted class: built by storing into its slots."""
-
-    count: int
-    label: str | None = None
-    extra: dict[str, Any] = attrs.field(factory=dict, kw_only=True)
-
-
-@pytest.mark.parametrize("cl", [_Validated, _PostInit], ids=lambda cl: cl.__name__)
-def test_a_class_whose_init_does_more_than_store_is_built_through_it(cl: type[Any]) -> None:
-    conv = _converter._build(masked=False)
-    hook = conv.get_structure_hook(cl)  # resolves the annotations too
-    assert _converter._fast_structure_fn(conv, cl, {}, False) is not None
-    assert _converter._slot_setters(cl, attrs.fields(cl)) is None
-    _POST_INITS.clear()
-    obj = hook({"count": 3, "label": "x"}, cl)
-    assert (obj.count, obj.label) == (3, "x")
-    if cl is _PostInit:
-        assert _POST_INITS == [3]
-    else:
-        with pytest.raises(Exception, match="While structuring _Validated"):
-            hook({"count": -1}, cl)  # the validator ran
-
-
-def test_a_slot_built_object_equals_the_one_its_init_builds() -> None:
-    conv = _converter._build(masked=False)
-    fields = attrs.fields(_Plain)
-    assert _converter._slot_setters(_Plain, fields) is not None
-    hook = conv.get_structure_hook(_Plain)
-    built = hook({"count": 1, "label": "a", "more": 2}, _Plain)
-    assert built == _Plain(1, "a", extra={"more": 2})
-    alone, other = hook({"count": 2}, _Plain), hook({"count": 2}, _Plain)
-    assert alone == _Plain(2)
-    alone.extra["x"] = 1
-    assert other.extra == {}  # the default factory runs per object
 
 
 # -- the webhook parsers --------------------------------------------------------------------------

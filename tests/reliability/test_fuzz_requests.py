@@ -35,7 +35,6 @@ from routee_viber_async import (
 from routee_viber_async import _validation as v
 from routee_viber_async._converter import dumps_wire, to_masked
 from routee_viber_async._errors import ValidationIssue
-from routee_viber_async._requests import _plainly_valid
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -324,10 +323,10 @@ def test_create_template_with_names_that_are_not_strings(
         body.validate()
 
 
-# -- the one-pass check of a common send agrees with issues() -------------------------------
+# -- sends near the edges of the rules ---------------------------------------------------------
 
 #: Templates a send may be checked against: what the template-aware rules look at.
-ONE_PASS_TEMPLATES = [
+EDGE_TEMPLATES = [
     None,
     Template(
         template_id="tpl-1",
@@ -395,12 +394,12 @@ def _near_valid_params(data: st.DataObject, names: list[str]) -> Any:
     return params
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_one_pass_check_vouches_only_for_valid_sends(data: st.DataObject) -> None:
-    """A valid send with up to two fields moved to an edge of their rules: whenever the
-    one-pass check vouches for it, the detailed rules find nothing either."""
-    template = data.draw(st.sampled_from(ONE_PASS_TEMPLATES))
+def test_a_send_near_the_edges_of_the_rules(data: st.DataObject) -> None:
+    """A valid send with up to two fields moved to an edge of their rules: validate() raises
+    exactly what issues() finds, and a send it accepts can be encoded and masked."""
+    template = data.draw(st.sampled_from(EDGE_TEMPLATES))
     names = ["pin", "minutes"] if template is None else template.param_names
     fields: dict[str, Any] = {
         "sender_info_tracking_id": "RouteeBench",
@@ -412,41 +411,30 @@ def test_one_pass_check_vouches_only_for_valid_sends(data: st.DataObject) -> Non
     for name in data.draw(st.lists(st.sampled_from(sorted(EDGE_VALUES)), max_size=2)):
         fields[name] = data.draw(_edge(EDGE_VALUES[name]))
     message = SendMessage(**fields)
-    vouched = _plainly_valid(message, template)
-    event(f"vouched: {vouched}")
-    if vouched:
-        assert message.issues(template) == []
+    accepted = _assert_validate(message, template)
+    event(f"accepted: {accepted}")
+    if accepted:
+        orjson.loads(dumps_wire(message))
+        to_masked(message)
 
 
-@pytest.mark.parametrize("with_template", [False, True])
-def test_a_common_send_is_checked_without_the_detailed_rules(
-    with_template: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    template = Template(
-        template_id="tpl-1",
-        category=TemplateCategory.OTP,
-        params=[TemplateParam("pin"), TemplateParam("minutes")],
-        locales=[TemplateLocale("en", "Code {{pin}}, {{minutes}} minutes")],
-    )
+def test_a_rule_added_to_issues_applies_to_every_send(monkeypatch: pytest.MonkeyPatch) -> None:
+    """validate() has no rule set of its own: a common, valid send is checked by issues()."""
+    template = EDGE_TEMPLATES[1]
+    assert template is not None
     message = SendMessage(
         "RouteeBench", "+306912345678", "tpl-1", "en", {"pin": "123456", "minutes": "5"}
     )
-    detailed: list[Any] = []
     original = SendMessage.issues
 
-    def counted(self: SendMessage, template: Template | None = None) -> list[ValidationIssue]:
-        detailed.append(self)
-        return original(self, template)
+    def with_a_new_rule(self: SendMessage, template: Template | None = None) -> list[Any]:
+        return [*original(self, template), ValidationIssue("NEW_RULE", "a rule added later")]
 
-    monkeypatch.setattr(SendMessage, "issues", counted)
-    message.validate(template if with_template else None)
-    assert detailed == []
-    # A send the one pass cannot vouch for still gets the detailed rules and their codes.
-    bad = attrs.evolve(message, template_params={"pin": "see evil.com/x", "minutes": "5"})
-    with pytest.raises(ValidationError) as caught:
-        bad.validate(template if with_template else None)
-    assert detailed == [bad]
-    assert [i.code for i in caught.value.issues] == [v.Code.PARAM_CONTAINS_URL]
+    monkeypatch.setattr(SendMessage, "issues", with_a_new_rule)
+    for checked_against in (None, template):
+        with pytest.raises(ValidationError) as caught:
+            message.validate(checked_against)
+        assert [i.code for i in caught.value.issues] == ["NEW_RULE"]
 
 
 def test_a_subclass_adding_rules_is_checked_by_them() -> None:
