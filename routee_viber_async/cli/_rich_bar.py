@@ -27,7 +27,7 @@ from rich.progress import Progress as RichBar
 from rich.table import Table
 from rich.text import Text
 
-from ._progress import Progress
+from ._progress_counts import Progress
 
 __all__ = ["RichProgress"]
 
