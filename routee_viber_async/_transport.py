@@ -50,6 +50,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from . import _json
 from ._auth import AccessToken, TokenManager, TokenProvider
 from ._config import RetryPolicy
+from ._ratelimit import RateLimiter, pause_on_429
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -422,6 +423,7 @@ class _Shared:
         "max_response_size",
         "owns_session",
         "quota",
+        "rate_limiter",
         "semaphore",
         "session",
         "session_timeout",
@@ -444,7 +446,9 @@ class _Shared:
         user_agent: str,
         ssl_context: SSLContext | bool = True,
         max_response_size: int,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
+        self.rate_limiter = rate_limiter  # acquired before every HTTP attempt
         self.tokens = tokens
         self.max_response_size = max_response_size
         self.base_url = base_url
@@ -562,6 +566,7 @@ class Transport:
         user_agent: str = DEFAULT_USER_AGENT,
         ssl_context: SSLContext | bool = True,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -584,6 +589,7 @@ class Transport:
             user_agent=user_agent,
             ssl_context=ssl_context,
             max_response_size=max_response_size,
+            rate_limiter=rate_limiter,
         )
         self._configure(retry, client_timeout, is_view=False)
 
@@ -734,6 +740,8 @@ class Transport:
         debug_started = _monotonic() if logger.isEnabledFor(_DEBUG) else None
         # acquire()/release() rather than ``async with``: one coroutine object less per call,
         # which with thousands of queued calls is measurably less garbage-collector work.
+        if shared.rate_limiter is not None:
+            await shared.rate_limiter.acquire()
         semaphore = shared.semaphore
         try:
             await semaphore.acquire()
@@ -890,6 +898,7 @@ class Transport:
     ) -> tuple[Any, int]:
         if idempotent is None:
             idempotent = method.upper() not in _NON_IDEMPOTENT
+        self._pause_limiters(exc)
         run = self._engine.begin(method, path, idempotent=idempotent, started=started)
         run.attempts = attempts
         run.before_send = token is None
@@ -987,6 +996,9 @@ class Transport:
         attempt_timeout: aiohttp.ClientTimeout,
     ) -> Any:
         """One HTTP attempt of a retried call, counted in ``run.attempts`` if it was made."""
+        limiter = self._shared.rate_limiter
+        if limiter is not None:  # every attempt counts against Routee's limit
+            await limiter.acquire()
         run.attempts += 1
         try:
             return await self._send(
@@ -1001,3 +1013,16 @@ class Transport:
         except _TransportClosedError:
             run.attempts -= 1
             raise
+        except RateLimitError as exc:
+            self._pause_limiters(exc)
+            raise
+
+    def _pause_limiters(self, exc: RouteeError) -> None:
+        """A 429's ``Retry-After`` pauses every user of the client's and the fan-out's limiter."""
+        policy = self._retry
+        pause_on_429(
+            exc,
+            self._shared.rate_limiter,
+            cap=policy.max_retry_after,
+            scale=policy.sleep_scale,
+        )

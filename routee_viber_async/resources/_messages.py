@@ -16,6 +16,7 @@ from ._base import Resource
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Callable, Iterable
 
+    from .._ratelimit import RateLimiter
     from .._transport import Transport
     from ._fanout import SendManyIterator
 
@@ -100,14 +101,17 @@ class MessagesResource(Resource):
         messages: Iterable[SendMessage] | AsyncIterable[SendMessage],
         *,
         concurrency: int | None = None,
-        rate_limit: float | None = None,
+        rate_limit: float | RateLimiter | None = None,
         template: Template | None = None,
     ) -> SendManyIterator:
         """Send every message, yielding one :class:`SendOutcome` per input in completion order.
 
         Inputs are read lazily; at most ``concurrency`` sends are in flight and ``rate_limit``
-        caps sends per second. One failure never stops the rest: errors are captured in their
-        outcome, never raised.
+        caps sends per second: a number (in this process) or a
+        :class:`~routee_viber_async.RateLimiter` (e.g. a ``RedisRateLimiter`` shared by every
+        process). One failure never stops the rest: errors are captured in their outcome, never
+        raised. (A shared limiter that cannot be reached gives its error to the input that
+        waited for it, and then ends the iteration with that error.)
 
         ``concurrency`` defaults to the client's ``max_concurrency`` (100 unless set), which
         also bounds it: every request of the client, a fan-out's included, waits for one of
