@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Protocol, runtime_checkable
 
@@ -29,6 +30,7 @@ __all__ = [
     "as_rate_limiter",
     "fanout_limiter",
     "pause_on_429",
+    "sleep_out_pause",
 ]
 
 
@@ -72,8 +74,7 @@ class LocalRateLimiter:
 
     async def acquire(self) -> None:
         """Wait out a pause, then for the bucket."""
-        while (wait := self._paused_until - time.monotonic()) > 0:
-            await asyncio.sleep(wait)
+        await sleep_out_pause(lambda: self._paused_until)
         await self._limiter.acquire()
 
     def pause(self, seconds: float) -> None:
@@ -82,6 +83,14 @@ class LocalRateLimiter:
 
     def __repr__(self) -> str:
         return f"<LocalRateLimiter {self.rate}/s>"
+
+
+async def sleep_out_pause(paused_until: Callable[[], float]) -> None:
+    """Sleep until the monotonic time ``paused_until()``, which a new pause may push back."""
+    wait = paused_until() - time.monotonic()
+    while wait > 0:
+        await asyncio.sleep(wait)
+        wait = paused_until() - time.monotonic()
 
 
 def as_rate_limiter(value: object, field: str) -> RateLimiter | None:

@@ -50,7 +50,6 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from . import _json
 from ._auth import AccessToken, TokenManager, TokenProvider
 from ._config import RetryPolicy
-from ._ratelimit import RateLimiter, pause_on_429
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -68,6 +67,7 @@ from ._errors import (
     ValidationIssue,
     scrub_error,
 )
+from ._ratelimit import RateLimiter, pause_on_429
 from ._retry import (
     RetryEngine,
     RetryQuota,
