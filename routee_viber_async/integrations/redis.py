@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .._errors import RouteeError
@@ -51,10 +51,11 @@ DEFAULT_DEDUP_TTL = 86_400  # a day: far longer than Routee keeps retrying a cal
 
 # GCRA on Redis's clock, in microseconds. KEYS[1] holds the theoretical arrival time (TAT) of
 # the next send. A send may go now if TAT - now <= tolerance, where tolerance = (burst - 1) *
-# interval: then it takes the slot (TAT += interval) and the grant time is returned. Otherwise
-# nothing is written and the wait until the slot opens is returned: a waiter that gives up
-# (cancelled) has taken nothing. Numbers are written with %.0f: Lua's default formatting of a
-# number keeps 14 digits, fewer than a time in microseconds has.
+# interval; a call asks for up to ARGV[3] sends (the waiters of one process) and takes as many
+# as may go now (TAT += interval each), answering {count, now}. When none may go, nothing is
+# written and the wait until one may is answered, {0, wait}: a waiter that gives up (cancelled)
+# has taken nothing. Numbers are written with %.0f: Lua's default formatting of a number keeps
+# 14 digits, fewer than a time in microseconds has.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -62,12 +63,13 @@ local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local wait = tat - tolerance - now
-if wait > 0 then return {0, wait} end
-tat = tat + interval
+local allowed = math.floor((now + tolerance - tat) / interval) + 1
+if allowed < 1 then return {0, math.ceil(tat - tolerance - now)} end
+local granted = math.min(allowed, tonumber(ARGV[3]))
+tat = tat + granted * interval
 redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX',
            math.ceil((tat - now) / 1000) + 1000)
-return {1, now}
+return {granted, now}
 """
 
 # pause(seconds): no send before now + pause, and no burst right after it either (TAT set so
@@ -127,11 +129,12 @@ class RedisRateLimiter:
     ``timeout``: seconds one Redis call may take before ``acquire`` raises
     :class:`~routee_viber_async.RateLimiterUnavailableError`.
 
-    Waiting costs no polling: the script answers how long until the next slot, and the waiter
-    sleeps that long. In a process one waiter at a time asks Redis (the others queue locally,
-    first come first served), so a wait costs one round trip per process, not one per waiter.
-    A waiter cancelled while it sleeps has taken no slot. (One cancelled during the round trip
-    itself, a fraction of a millisecond, may have taken one: the limit is then only stricter.)
+    Waiting costs no polling: the script answers how long until the next slot, and the process
+    sleeps that long. The waiters of one process queue locally (first come, first served) and
+    one task asks Redis for as many slots as there are waiters, then hands out what it got: one
+    round trip per process and turn, not one per waiter. A waiter cancelled while it waits has
+    taken no slot. (Slots granted in the round trip during which their waiter was cancelled,
+    a fraction of a millisecond, go unused: the limit is then only stricter.)
 
     ``pause(seconds)`` (a 429's ``Retry-After``) stops this process at once and every other
     process as soon as Redis has it (one script call, in the background).
@@ -162,10 +165,9 @@ class RedisRateLimiter:
         self._tolerance = (burst - 1) * self._interval
         self._acquire = redis.register_script(_ACQUIRE)
         self._pause = redis.register_script(_PAUSE)
-        self._lock = asyncio.Lock()
+        self._waiters: deque[asyncio.Future[int]] = deque()  # this process's, in order
+        self._server: asyncio.Task[None] | None = None  # the task that asks Redis for them
         self._paused_until = 0.0  # monotonic: this process's own view of the last pause
-        self._failed_at = -math.inf  # monotonic time of the last Redis failure
-        self._failure: RateLimiterUnavailableError | None = None
         self._pausing: set[asyncio.Task[None]] = set()
 
     async def check(self) -> None:
@@ -181,26 +183,53 @@ class RedisRateLimiter:
 
     async def acquire_at(self) -> int:
         """Like :meth:`acquire`; returns the grant time on Redis's clock, in microseconds."""
-        asked = time.monotonic()
-        async with self._lock:
-            while True:
-                # Waiters that queued while Redis failed fail with it, not one timeout each.
-                if self._failure is not None and self._failed_at >= asked:
-                    raise RateLimiterUnavailableError(str(self._failure))
-                await sleep_out_pause(lambda: self._paused_until)
-                try:
-                    granted, value = await _call(
-                        self._redis,
-                        self._timeout,
-                        "rate limit",
-                        self._acquire(keys=[self.key], args=[self._interval, self._tolerance]),
-                    )
-                except RateLimiterUnavailableError as exc:
-                    self._failure, self._failed_at = exc, time.monotonic()
-                    raise
-                if granted:
-                    return int(value)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[int] = loop.create_future()
+        self._waiters.append(waiter)
+        if self._server is None or self._server.done():
+            self._server = loop.create_task(self._serve())
+        return await waiter  # cancelled: the server skips it, and it never gets a slot
+
+    def _live_waiters(self) -> int:
+        waiters = self._waiters
+        while waiters and waiters[0].done():  # cancelled while they waited
+            waiters.popleft()
+        return sum(1 for w in waiters if not w.done())
+
+    async def _serve(self) -> None:
+        """Ask Redis for slots while anybody waits; hand them out in order."""
+        while (wanted := self._live_waiters()) > 0:
+            await sleep_out_pause(lambda: self._paused_until)
+            try:
+                granted, value = await _call(
+                    self._redis,
+                    self._timeout,
+                    "rate limit",
+                    self._acquire(keys=[self.key], args=[self._interval, self._tolerance, wanted]),
+                )
+            except RateLimiterUnavailableError as exc:
+                # Everybody waiting fails now, not after one timeout each; the next acquire
+                # asks Redis again.
+                self._fail_waiters(str(exc))
+                return
+            except BaseException as exc:  # a bug, or the loop's shutdown: nobody waits forever
+                self._fail_waiters(f"the rate limiter stopped: {exc!r}")
+                raise
+            if not granted:
                 await asyncio.sleep(int(value) / 1_000_000)
+                continue
+            for _ in range(int(granted)):
+                while self._waiters and self._waiters[0].done():
+                    self._waiters.popleft()
+                if not self._waiters:
+                    break  # their waiters were cancelled in the round trip: unused
+                self._waiters.popleft().set_result(int(value))
+
+    def _fail_waiters(self, message: str) -> None:
+        waiters, self._waiters = self._waiters, deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(RateLimiterUnavailableError(message))
 
     def pause(self, seconds: float) -> None:
         """No send for ``seconds``: here at once, in every process once Redis has it."""

@@ -126,9 +126,7 @@ async def test_a_429_in_send_many_pauses_the_fanouts_limiter_too(
     client_limiter, fanout_limiter = RecordingLimiter(), RecordingLimiter()
     client = make_client(rate_limiter=client_limiter)
     routee.script(reply(429, {}, headers={"Retry-After": "2"}))
-    outcomes = [
-        o async for o in client.messages.send_many([message()], rate_limit=fanout_limiter)
-    ]
+    outcomes = [o async for o in client.messages.send_many([message()], rate_limit=fanout_limiter)]
     assert isinstance(outcomes[0].error, RateLimitError)
     assert fanout_limiter.acquired == 1
     assert fanout_limiter.pauses == [2.0]
