@@ -7,7 +7,6 @@ import bisect
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -96,6 +95,14 @@ async def test_pause_applies_here_at_once_even_before_redis_has_it(redis: Redis,
     assert loop.time() - began >= 0.19
 
 
+async def wait_for_count(redis: Redis, name: str, count: int) -> None:
+    """Until the counter ``name`` reaches ``count`` (checked every 50 ms)."""
+    ready = int(await redis.get(name) or 0)
+    while ready < count:
+        await asyncio.sleep(0.05)
+        ready = int(await redis.get(name) or 0)
+
+
 def run_hammers(redis_url: str, key: str, offsets: list[float], rate: float, seconds: float):
     return [
         asyncio.create_subprocess_exec(
@@ -125,8 +132,7 @@ async def test_four_processes_share_one_limit(
     ]
     try:
         async with asyncio.timeout(60):  # every process imported and connected
-            while int(await redis.get(key + ":ready") or 0) < len(processes):
-                await asyncio.sleep(0.05)
+            await wait_for_count(redis, key + ":ready", len(processes))
         start_at = await server_now(redis) + 200_000
         await redis.rpush(key + ":go", *[start_at] * len(processes))
         async with asyncio.timeout(seconds + 60):

@@ -164,7 +164,7 @@ async def test_a_worker_whose_redis_is_unreachable_fails_at_start(
     redis = Redis(host="127.0.0.1", port=9)  # nothing listens
     broker = InMemoryBroker()
     setup_routee(broker, rate_limiter=RedisRateLimiter(redis, "k", 10, timeout=1))
-    with pytest.raises(RateLimiterUnavailableError, match="127.0.0.1:9"):
+    with pytest.raises(RateLimiterUnavailableError, match=r"127\.0\.0\.1:9"):
         await broker.startup()
     await broker.shutdown()
     await redis.aclose()

@@ -12,8 +12,8 @@ from transport_helpers import APP_ID, APP_SECRET, FakeRoutee, reply
 from routee_viber_async import (
     ClientCredentials,
     RateLimiter,
-    RateLimiterUnavailableError,
     RateLimitError,
+    RateLimiterUnavailableError,
     RetryPolicy,
     RouteeViberClient,
     SendMessage,
@@ -172,11 +172,15 @@ async def test_an_unreachable_shared_limiter_gives_its_input_an_outcome_and_stop
     limiter = RecordingLimiter(fail=down)
     client = make_client()
     outcomes = []
-    with pytest.raises(RateLimiterUnavailableError):
+
+    async def consume() -> None:
         async for outcome in client.messages.send_many(
             (message(i) for i in range(10)), concurrency=1, rate_limit=limiter
         ):
             outcomes.append(outcome)
+
+    with pytest.raises(RateLimiterUnavailableError):
+        await consume()
     # The input that waited for the limiter has its outcome: certainly not sent.
     assert [o.index for o in outcomes] == [0]
     assert outcomes[0].error is down
