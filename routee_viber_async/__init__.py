@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         outcome_unknown,
     )
     from ._masking import secret_params, set_secret_params
+    from ._ratelimit import RateLimiter, RateLimiterUnavailableError
     from ._requests import (
         CreateTemplate,
         LegacyOtp,
@@ -100,6 +101,8 @@ __all__ = [
     "OtpResult",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimiter",
+    "RateLimiterUnavailableError",
     "RequestTimeoutError",
     "ResponseTooLargeError",
     "RetryBudget",
@@ -145,6 +148,7 @@ _SOURCES = (
     "_enums",
     "_errors",
     "_masking",
+    "_ratelimit",
     "_requests",
     "_responses",
     "_template_parts",

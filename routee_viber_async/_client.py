@@ -15,6 +15,7 @@ import aiohttp
 from ._auth import ClientCredentials, StaticToken, TokenProvider
 from ._config import RetryPolicy
 from ._errors import ConfigurationError, routee_status_error
+from ._ratelimit import RateLimiter, as_rate_limiter
 from ._transport import DEFAULT_MAX_RESPONSE_SIZE, Transport
 from ._validation import is_loopback_host
 from .resources import MessagesResource, TemplatesResource, TrackingResource
@@ -143,6 +144,11 @@ class RouteeViberClient:
         The largest answer read, in bytes: a larger one raises
         :class:`ResponseTooLargeError` before it is read in full (for a send, outcome
         unknown).
+    rate_limiter = ``None``
+        Paces every HTTP attempt of the client and its views: a number (attempts per second,
+        in this process) or a :class:`RateLimiter` (for example
+        ``integrations.redis.RedisRateLimiter``, one limit shared by every process). A 429's
+        ``Retry-After`` pauses it, so every caller waits, not only the refused one.
 
     Which template parameters are secret (masked everywhere, scrubbed from server text) is
     the process-wide :func:`set_secret_params` (default ``{"pin"}``).
@@ -161,6 +167,7 @@ class RouteeViberClient:
         forbidden_refresh_after: float = 60.0,
         ssl: SSLContext | str | os.PathLike[str] | bool = True,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        rate_limiter: float | RateLimiter | None = None,
     ) -> None:
         if not isinstance(credentials, TokenProvider):
             raise TypeError(
@@ -192,6 +199,7 @@ class RouteeViberClient:
             forbidden_refresh_after=forbidden_refresh_after,
             ssl_context=ssl_context,
             max_response_size=max_response_size,
+            rate_limiter=as_rate_limiter(rate_limiter, "rate_limiter"),
         )
 
     @classmethod

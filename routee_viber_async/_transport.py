@@ -45,6 +45,7 @@ from ._errors import (
     error_body,
     scrub_error,
 )
+from ._ratelimit import RateLimiter, pause_on_429
 from ._retry import Retrier, RetryQuota, transport_error_from
 from ._version import __version__
 
@@ -159,6 +160,7 @@ class _Shared:
         "max_response_size",
         "owns_session",
         "quota",
+        "rate_limiter",
         "semaphore",
         "session",
         "session_timeout",
@@ -182,7 +184,9 @@ class _Shared:
         ssl_context: SSLContext | bool,
         max_response_size: int,
         make_status_error: StatusErrorFactory,
+        rate_limiter: RateLimiter | None,
     ) -> None:
+        self.rate_limiter = rate_limiter  # acquired before every HTTP request
         self.tokens = tokens
         self.max_response_size = max_response_size
         self.make_status_error = make_status_error
@@ -292,6 +296,7 @@ class Transport:
         user_agent: str = DEFAULT_USER_AGENT,
         ssl_context: SSLContext | bool = True,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -315,6 +320,7 @@ class Transport:
             ssl_context=ssl_context,
             max_response_size=max_response_size,
             make_status_error=make_status_error,
+            rate_limiter=rate_limiter,
         )
         self._configure(retry, client_timeout, is_view=False)
 
@@ -490,6 +496,7 @@ class Transport:
         token = await self._token(call, None, made=0)
         sent = 0  # HTTP requests of this try so far
         while True:
+            await self._rate_limited(sent)
             try:
                 return await self._exchange(call, timeout, made + sent + 1), sent + 1
             except _TransportClosedError as exc:
@@ -498,6 +505,13 @@ class Transport:
             except RouteeError as exc:
                 sent += 1
                 exc.attempts = sent
+                # A 429's Retry-After holds back every user of the limiters, not this call alone.
+                pause_on_429(
+                    exc,
+                    self._shared.rate_limiter,
+                    cap=self._retry.max_retry_after,
+                    scale=self._retry.sleep_scale,
+                )
                 if sent > 1 or self._shared.closed or not self._wants_replay(exc, token):
                     raise
                 refused = exc
@@ -512,6 +526,18 @@ class Transport:
                     getattr(refused, "status", "?"),
                 )
             token = fresh
+
+    async def _rate_limited(self, sent: int) -> None:
+        """Wait for the client's rate limiter, if it has one (every HTTP request counts)."""
+        limiter = self._shared.rate_limiter
+        if limiter is None:
+            return
+        try:
+            await limiter.acquire()
+        except RouteeError as exc:  # a shared limiter out of reach: nothing of it was sent
+            exc.attempts = sent
+            exc.nothing_sent = True
+            raise
 
     async def _token(self, call: _Call, refused: AccessToken | None, *, made: int) -> AccessToken:
         """A token to send with: a usable one, or one newer than ``refused``."""

@@ -35,13 +35,13 @@ from ..webhooks import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_REFRESH_EVERY,
-    Deduplicator,
     DeliveryHandler,
     ModerationHandler,
     Resolver,
     SupportsTrackingGet,
     WebhookReceiver,
 )
+from ..webhooks._dedup import AnyDeduplicator
 from ._common import (
     WebhookEndpoint,
     forwarded_for,
@@ -82,7 +82,7 @@ def webhook_routes(
     delivery_path: str | None = "/routee/delivery",
     moderation_path: str | None = "/routee/moderation",
     combined_path: str | None = None,
-    deduplicator: Deduplicator | None = None,
+    deduplicator: AnyDeduplicator | None = None,
     token_param: str = "token",
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     verify_with: SupportsTrackingGet | None = None,

@@ -55,7 +55,6 @@ from ..webhooks import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_REFRESH_EVERY,
-    Deduplicator,
     DeliveryHandler,
     ModerationHandler,
     Resolver,
@@ -63,6 +62,7 @@ from ..webhooks import (
     WebhookReceiver,
     callback_json_schema,
 )
+from ..webhooks._dedup import AnyDeduplicator
 from ._common import (
     WebhookEndpoint,
     forwarded_for,
@@ -134,7 +134,7 @@ def webhook_router(
     delivery_path: str | None = "/routee/delivery",
     moderation_path: str | None = "/routee/moderation",
     combined_path: str | None = None,
-    deduplicator: Deduplicator | None = None,
+    deduplicator: AnyDeduplicator | None = None,
     token_param: str = "token",
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     verify_with: SupportsTrackingGet | None = None,

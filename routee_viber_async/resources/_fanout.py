@@ -35,18 +35,18 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from aiolimiter import AsyncLimiter
 
 from .._errors import RouteeError, ValidationError, outcome_unknown
+from .._ratelimit import RateLimiter, fanout_limiter
 from .._requests import SendMessage
 from .._responses import SendResult, Template
 from .._seq import next_seq
-from .._validation import Code, check_positive_number, raise_if
+from .._validation import Code
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
-__all__ = ["Send", "SendManyIterator", "SendOutcome", "positive_concurrency", "rate_limiter"]
+__all__ = ["Send", "SendManyIterator", "SendOutcome", "positive_concurrency"]
 
 
 @attrs.define(eq=False, repr=False)
@@ -123,18 +123,6 @@ def positive_concurrency(value: object) -> int:
     return value
 
 
-def rate_limiter(rate: object) -> AsyncLimiter | None:
-    """Sends per second as a leaky bucket that lets through a burst of ``max(1, rate / 10)``."""
-    if rate is None:
-        return None
-    raise_if(check_positive_number(rate, "rate_limit"))
-    assert isinstance(rate, int | float)
-    # A tenth of a second's worth at high rates (smooth, yet cheap), one send at low ones: the
-    # bucket must hold at least one send, or aiolimiter refuses every acquire.
-    burst = max(1.0, rate / 10)
-    return AsyncLimiter(burst, burst / rate)
-
-
 # -- the iterator -----------------------------------------------------------------------------
 
 
@@ -152,7 +140,7 @@ class SendManyIterator:
         send: Send,
         messages: Iterable[Any] | AsyncIterable[Any],
         concurrency: int,
-        limiter: AsyncLimiter | None,
+        limiter: RateLimiter | None,
         template: Template | None,
     ) -> None:
         self._pump = _Pump(send, messages, concurrency, limiter, template)
@@ -259,7 +247,7 @@ class _Pump:
         send: Send,
         messages: Iterable[Any] | AsyncIterable[Any],
         concurrency: int,
-        limiter: AsyncLimiter | None,
+        limiter: RateLimiter | None,
         template: Template | None,
     ) -> None:
         self.send = send
@@ -316,6 +304,7 @@ class _Pump:
         send = self.send
         template = self.template
         limiter = self.limiter
+        fanout_limiter.set(limiter)  # this task's own context: a 429 pauses our limiter too
         try:
             while not self.stopping:
                 if len(ready) >= room:
@@ -340,7 +329,13 @@ class _Pump:
                 if self.live < self.concurrency:  # a worker per input, up to concurrency
                     self.spawn(self.work(iterator, pull))
                 if limiter is not None:
-                    await limiter.acquire()
+                    try:
+                        await limiter.acquire()
+                    except RouteeError as exc:  # a shared limiter is down: nothing was sent
+                        ready.append(SendOutcome(index, message, None, exc, 0))
+                        self.fail(exc)  # its input has its outcome; pull no more
+                        self.wake_consumer()
+                        break
                 if isinstance(message, SendMessage):
                     # Set once, before the first attempt: every retry carries the same seq.
                     seq = next_seq() if message.seq is None else None

@@ -9,15 +9,17 @@ from .._converter import from_wire, to_wire, wire_parser
 from .._errors import InvalidResponseError, ValidationError, scrub_error
 from .._json import dumps
 from .._masking import secret_values
+from .._ratelimit import as_rate_limiter
 from .._requests import LegacyOtp, SendMessage
 from .._responses import OtpResult, SendResult, Template
 from .._seq import next_seq
 from ._base import Resource
-from ._fanout import SendManyIterator, positive_concurrency, rate_limiter
+from ._fanout import SendManyIterator, positive_concurrency
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Callable, Iterable
 
+    from .._ratelimit import RateLimiter
     from .._transport import Transport
 
 __all__ = ["MessagesResource"]
@@ -92,14 +94,17 @@ class MessagesResource(Resource):
         messages: Iterable[SendMessage] | AsyncIterable[SendMessage],
         *,
         concurrency: int | None = None,
-        rate_limit: float | None = None,
+        rate_limit: float | RateLimiter | None = None,
         template: Template | None = None,
     ) -> SendManyIterator:
         """Send every message, yielding one :class:`SendOutcome` per input in completion order.
 
         Inputs are read lazily; at most ``concurrency`` sends are in flight and ``rate_limit``
-        caps sends per second. One failure never stops the rest: errors are captured in their
-        outcome, never raised.
+        caps sends per second: a number (in this process) or a
+        :class:`~routee_viber_async.RateLimiter` (e.g. a ``RedisRateLimiter`` shared by every
+        process). One failure never stops the rest: errors are captured in their outcome, never
+        raised. (A shared limiter that cannot be reached gives its error to the input that
+        waited for it, and then ends the iteration with that error.)
 
         ``concurrency`` defaults to the client's ``max_concurrency`` (100 unless set), which
         also bounds it: every request of the client, a fan-out's included, waits for one of
@@ -122,7 +127,9 @@ class MessagesResource(Resource):
                 UserWarning,
                 stacklevel=2,  # the caller of send_many
             )
-        return SendManyIterator(self._send, messages, workers, rate_limiter(rate_limit), template)
+        return SendManyIterator(
+            self._send, messages, workers, as_rate_limiter(rate_limit, "rate_limit"), template
+        )
 
 
 def _send_body(

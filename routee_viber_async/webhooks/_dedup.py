@@ -4,8 +4,25 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable
+from typing import Protocol, TypeAlias, runtime_checkable
 
-__all__ = ["Deduplicator"]
+__all__ = ["AnyDeduplicator", "Deduplicator", "SharedDeduplicator"]
+
+
+@runtime_checkable
+class SharedDeduplicator(Protocol):
+    """A deduplicator kept outside the process (such as
+    ``integrations.redis.RedisDeduplicator``): the same three operations as
+    :class:`Deduplicator`, awaited."""
+
+    async def contains(self, key: tuple[str, ...]) -> bool:
+        """True if ``key`` was seen recently (remembers nothing)."""
+
+    async def seen(self, key: tuple[str, ...]) -> bool:
+        """True if ``key`` was seen recently; otherwise remember it and return False."""
+
+    async def forget(self, key: tuple[str, ...]) -> None:
+        """Forget ``key`` (after its handler failed, so that a retry is handled again)."""
 
 
 class Deduplicator:
@@ -69,3 +86,7 @@ class Deduplicator:
 
     def __repr__(self) -> str:
         return f"<Deduplicator {len(self._keys)}/{self._maxsize} keys>"
+
+
+#: What the receivers take as ``deduplicator=``.
+AnyDeduplicator: TypeAlias = Deduplicator | SharedDeduplicator

@@ -27,6 +27,8 @@ Answers, checked in this order (every body is JSON):
 - 503 ``{"ok": false, "error": "verification_unavailable"}``: with ``verify_with``, the tracking
   GET failed, so Routee retries later; a final status that tracking does not confirm is answered
   200 ``{"ok": true}`` and dropped (forged), without taking the deduplicator's key;
+- 503 ``{"ok": false, "error": "deduplication_unavailable"}``: a shared deduplicator (Redis)
+  could not be reached, so Routee retries later; the handler was not called;
 - 500 ``{"ok": false, "error": "handler_failed"}``: the handler raised (logged), so Routee
   retries;
 - 200 ``{"ok": true}``: the handler returned.
@@ -54,7 +56,7 @@ from .. import _json
 from .._enums import DeliveryStatus
 from .._errors import NotFoundError, RouteeError, ValidationError
 from .._responses import DeliveryCallback, ModerationCallback, TrackingRecord
-from ._dedup import Deduplicator
+from ._dedup import AnyDeduplicator, Deduplicator
 from ._parse import parse_callback, parse_delivery_callback, parse_moderation_callback
 from ._sources import DEFAULT_REFRESH_EVERY, Resolver, SourceAllowlist
 
@@ -126,6 +128,7 @@ _HANDLER_FAILED = WebhookAnswer(500, {"ok": False, "error": "handler_failed"})
 _UNSUPPORTED_TYPE = WebhookAnswer(415, {"ok": False, "error": "unsupported_media_type"})
 _TIMED_OUT = WebhookAnswer(408, {"ok": False, "error": "request_timeout"})
 _UNVERIFIABLE = WebhookAnswer(503, {"ok": False, "error": "verification_unavailable"})
+_DEDUP_UNAVAILABLE = WebhookAnswer(503, {"ok": False, "error": "deduplication_unavailable"})
 
 
 def _invalid(detail: str) -> WebhookAnswer:
@@ -156,7 +159,7 @@ class WebhookReceiver:
         on_moderation: ModerationHandler | None = None,
         secret: str | Iterable[str] | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        deduplicator: Deduplicator | None = None,
+        deduplicator: AnyDeduplicator | None = None,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         verify_with: SupportsTrackingGet | None = None,
         allow_from: Iterable[str] | None = None,
@@ -279,29 +282,33 @@ class WebhookReceiver:
         if handler is None:
             return _IGNORED
         dedup = self.deduplicator
-        if dedup is not None and dedup_key in dedup:
-            logger.debug("routee callback %s dropped as a duplicate", ident)
-            return _DUPLICATE
-        if isinstance(callback, DeliveryCallback):
-            unverified = await self._verify(callback)
-            if unverified is not None:
-                return unverified
-        # Claimed only now, after the await: a forged callback never takes the key.
-        if dedup is not None and dedup.seen(dedup_key):
-            logger.debug("routee callback %s dropped as a duplicate", ident)
-            return _DUPLICATE
+        try:
+            if dedup is not None and await _contains(dedup, dedup_key):
+                logger.debug("routee callback %s dropped as a duplicate", ident)
+                return _DUPLICATE
+            if isinstance(callback, DeliveryCallback):
+                unverified = await self._verify(callback)
+                if unverified is not None:
+                    return unverified
+            # Claimed only now, after the await: a forged callback never takes the key.
+            if dedup is not None and await _seen(dedup, dedup_key):
+                logger.debug("routee callback %s dropped as a duplicate", ident)
+                return _DUPLICATE
+        except RouteeError as exc:  # a shared deduplicator is down: Routee retries later
+            logger.warning("routee callback %s not handled: %s", ident, exc)
+            return _DEDUP_UNAVAILABLE
         try:
             result = handler(callback)
             if inspect.isawaitable(result):
                 await result
         except Exception:
             if dedup is not None:
-                dedup.forget(dedup_key)
+                await _forget(dedup, dedup_key)
             logger.exception("routee callback handler failed (%s)", ident)
             return _HANDLER_FAILED
         except BaseException:  # cancelled: the key must not stay "seen"
             if dedup is not None:
-                dedup.forget(dedup_key)
+                await asyncio.shield(_forget(dedup, dedup_key))
             raise
         return _OK
 
@@ -396,3 +403,29 @@ def with_token(url: str, secret: str, *, param: str = "token") -> str:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != param]
     query.append((param, secret))
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+# -- the deduplicator, in-memory or shared ------------------------------------------------------
+
+
+async def _contains(dedup: AnyDeduplicator, key: tuple[str, ...]) -> bool:
+    if isinstance(dedup, Deduplicator):
+        return key in dedup
+    return await dedup.contains(key)
+
+
+async def _seen(dedup: AnyDeduplicator, key: tuple[str, ...]) -> bool:
+    if isinstance(dedup, Deduplicator):
+        return dedup.seen(key)
+    return await dedup.seen(key)
+
+
+async def _forget(dedup: AnyDeduplicator, key: tuple[str, ...]) -> None:
+    """Release ``key``; a shared deduplicator that fails keeps it until its ttl (logged)."""
+    if isinstance(dedup, Deduplicator):
+        dedup.forget(key)
+        return
+    try:
+        await dedup.forget(key)
+    except RouteeError as exc:
+        logger.warning("routee callback key not released (%s): kept until it expires", exc)
