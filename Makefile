@@ -52,7 +52,7 @@ floors: $(STAMP_FLOORS)
 # found on PATH or else under pyenv (which keeps versions off PATH unless selected). A version
 # found nowhere is named in the output: it is never skipped silently.
 OTHER_PYTHONS := 3.11 3.12 3.13
-PYTEST_OTHER ?= -q -p no:cacheprovider
+PYTEST_OTHER ?= -q -p no:cacheprovider -n 2
 
 # $(call find_python,3.12): the command of that exact version, or nothing (probed silently, as
 # PYTHON above is).
