@@ -55,7 +55,7 @@ def test_make_pythons_finds_each_version_on_path_and_takes_no_shim_for_one(
     """`make pythons` runs the suite on what find_python finds and names the rest."""
     shims = tmp_path / "shims"
     shims.mkdir()
-    shim = shims / "python3.13"
+    shim = shims / "python3.98"  # not the running version, whichever that is
     shim.write_text(PYENV_SHIM)
     shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
     real = tmp_path / "real"
@@ -67,7 +67,7 @@ def test_make_pythons_finds_each_version_on_path_and_takes_no_shim_for_one(
 
     result = subprocess.run(
         ["make", "-s", "--no-print-directory", "--eval", probe, "probe",
-         f"OTHER_PYTHONS={version} 3.13 3.99"],
+         f"OTHER_PYTHONS={version} 3.98 3.99"],
         cwd=ROOT,
         env={"PATH": path, "HOME": str(tmp_path)},
         capture_output=True,
@@ -80,6 +80,6 @@ def test_make_pythons_finds_each_version_on_path_and_takes_no_shim_for_one(
     assert result.stderr == ""
     assert result.stdout.split() == [
         f"{version}={real / f'python{version}'}",
-        "3.13=",  # a shim of a Python that is not installed is not taken for one
+        "3.98=",  # a shim of a Python that is not installed is not taken for one
         "3.99=",
     ]
