@@ -11,7 +11,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 FLOORS := .floors
 STAMP_FLOORS := $(FLOORS)/.installed
 
-.PHONY: demo test lint typecheck unit floors bench soak clean
+.PHONY: demo test lint typecheck unit floors pythons bench soak clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 2; }
@@ -48,6 +48,44 @@ $(STAMP_FLOORS): floors.txt | $(STAMP_DEV)
 floors: $(STAMP_FLOORS)
 	PYTHONPATH=$(FLOORS) $(BIN)/pytest -q -p no:cacheprovider
 
+# The suite on every other Python from 3.11 to 3.13, each in a venv of its own (.venv-3.12, ...),
+# found on PATH or else under pyenv (which keeps versions off PATH unless selected). A version
+# found nowhere is named in the output: it is never skipped silently. One process each:
+# PYTEST_OTHER="-q -n 2" (pytest-xdist) is faster, but timing-dependent tests still fail under
+# it (see the README's Development section).
+OTHER_PYTHONS := 3.11 3.12 3.13
+PYTEST_OTHER ?= -q -p no:cacheprovider
+
+# $(call find_python,3.12): the command of that exact version, or nothing (probed silently, as
+# PYTHON above is).
+find_python = for p in "$$(command -v python$(1))" \
+	"$$(PYENV_VERSION=$$(pyenv latest $(1) 2>/dev/null) pyenv which python$(1) 2>/dev/null)"; do \
+	test -n "$$p" && "$$p" -c 'import sys; sys.exit("%d.%d" % sys.version_info[:2] != sys.argv[1])' \
+	"$(1)" >/dev/null 2>&1 && { echo "$$p"; break; }; done
+
+.venv-%/.installed-dev: pyproject.toml
+	@py="$$($(call find_python,$*))"; test -n "$$py" || { echo "Python $* not found" >&2; exit 2; }; \
+	echo "$$py -m venv .venv-$*"; "$$py" -m venv .venv-$*
+	.venv-$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-$*/bin/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+pythons: $(STAMP_DEV)
+	@own="$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
+	ran="$$own"; missing=""; \
+	for v in $(OTHER_PYTHONS); do \
+		test "$$v" = "$$own" && continue; \
+		if test -z "$$($(call find_python,$$v))"; then \
+			echo "Python $$v: not found on PATH or under pyenv; the suite did NOT run on it"; \
+			missing="$$missing $$v"; continue; \
+		fi; \
+		$(MAKE) --no-print-directory .venv-$$v/.installed-dev || exit 1; \
+		echo ".venv-$$v/bin/pytest $(PYTEST_OTHER)"; \
+		.venv-$$v/bin/pytest $(PYTEST_OTHER) || exit 1; \
+		ran="$$ran $$v"; \
+	done; \
+	echo "The suite ran on Python $$ran$${missing:+; not on$$missing (not found)}"
+
 test: lint typecheck unit floors
 
 bench: $(STAMP_DEV)
@@ -57,4 +95,4 @@ soak: $(STAMP_DEV)
 	$(BIN)/python -m benchmarks.soak
 
 clean:
-	rm -rf $(VENV) $(FLOORS) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) .venv-3.* $(FLOORS) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

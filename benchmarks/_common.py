@@ -44,10 +44,12 @@ TEMPLATE_ID = "bench-otp-template"
 class Server:
     """The benchmark server running in its own process (see :mod:`benchmarks._server`)."""
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes] | None, port: int, scheme: str = "http"
+    ) -> None:
         self.process = process
         self.port = port
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.base_url = f"{scheme}://127.0.0.1:{port}"
         self.flaky_base_url = f"{self.base_url}/flaky"
         self.auth_url = f"{self.base_url}/oauth/token"
         self.send_url = f"{self.base_url}/viber/transactional/messages"
@@ -55,10 +57,12 @@ class Server:
 
 
 @contextmanager
-def server_process() -> Iterator[Server]:
-    """Start the server in a child process; stop it (by closing its stdin) on exit."""
+def server_process(tls_chain: str | None = None) -> Iterator[Server]:
+    """Start the server in a child process (HTTPS with the key and certificate chain
+    ``tls_chain``); stop it (by closing its stdin) on exit."""
+    tls = ["--tls", tls_chain] if tls_chain is not None else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._server"],
+        [sys.executable, "-m", "benchmarks._server", *tls],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -68,7 +72,7 @@ def server_process() -> Iterator[Server]:
         line = process.stdout.readline().decode().split()
         if len(line) != 2 or line[0] != "PORT":
             raise RuntimeError("the benchmark server did not start")
-        yield Server(process, int(line[1]))
+        yield Server(process, int(line[1]), "https" if tls_chain is not None else "http")
     finally:
         if process.stdin is not None:
             process.stdin.close()

@@ -2,6 +2,8 @@
 
 ``python -m benchmarks._server`` binds an aiohttp app to ``127.0.0.1`` on a free port, prints
 ``PORT <n>`` on its first line of stdout and serves until stdin closes or it is terminated.
+``python -m benchmarks._server --tls CHAIN.pem`` serves HTTPS with that key and certificate
+chain (see :mod:`benchmarks._https`).
 The client process measures only its own CPU, so the server's cost never enters the figures.
 
 Routes (every answer is a fixed, pre-encoded JSON body shaped like Routee's):
@@ -169,12 +171,17 @@ def make_app() -> web.Application:
     return app
 
 
-async def _serve() -> None:
+async def _serve(tls_chain: str | None) -> None:
     import asyncio
+    import ssl
 
+    context = None
+    if tls_chain is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls_chain)
     runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024, ssl_context=context)
     await site.start()
     port = runner.addresses[0][1]
     print(f"PORT {port}", flush=True)
@@ -185,10 +192,14 @@ async def _serve() -> None:
 
 
 def main() -> None:
-    """Serve until stdin closes."""
+    """Serve until stdin closes (HTTPS with ``--tls CHAIN.pem``)."""
     import asyncio
 
-    asyncio.run(_serve())
+    args = sys.argv[1:]
+    tls_chain = args[1] if args[:1] == ["--tls"] and len(args) == 2 else None
+    if args and tls_chain is None:
+        sys.exit("usage: python -m benchmarks._server [--tls CHAIN.pem]")
+    asyncio.run(_serve(tls_chain))
 
 
 if __name__ == "__main__":

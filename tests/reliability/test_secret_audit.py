@@ -8,6 +8,10 @@ exception's message, repr, body, headers and traceback, every model repr and eve
 (results, journal) is searched for every secret: each access token the sandbox issued (sniffed
 where it issues them), each application secret and its Basic header, and each pin (distinctive
 values such as ``P12345Q``, so that a substring hit is a leak).
+
+Every fault is a fixed number of injected ones (``Sandbox.inject_fault``), never a random draw:
+which request a drawn fault lands on depends on timing, and a CLI run whose template lookup
+drew four faults in a row ended before writing the files this audit reads.
 """
 
 from __future__ import annotations
@@ -181,7 +185,8 @@ async def _api_flows(sb: Sandbox, audit: Audit, callback_url: str) -> None:
         sb.inject_fault("server_error", after_accept=True)
         sb.inject_fault("drop_connection", after_accept=True)
         audit.show(await client.messages.send(message(12347)))  # retried: may be a duplicate
-        sb.set_faults({"slow_reply": 1.0, "slow_reply_delay": 0.5})
+        sb.set_faults({"slow_reply_delay": 1.0})  # well past the client's 0.3 s timeout
+        sb.inject_fault("slow_reply", times=3)
         await audit.expect_error(client.messages.send(message(12348)))  # times out 3 times
         sb.set_faults(None)
         view = client.with_options(retry=RetryPolicy.no_wait(retry_ambiguous_sends=False))
@@ -212,9 +217,12 @@ async def _api_flows(sb: Sandbox, audit: Audit, callback_url: str) -> None:
         assert error.code == "400019029"
         await audit.expect_error(client.messages.send(too_long))
 
-        # The fan-out, some inputs refused locally.
+        # The fan-out, some inputs refused locally; its first six requests fail (at most two
+        # for one input, whose third attempt then succeeds).
         inputs = [message(34000 + i) for i in range(20)] + [too_long]
-        sb.set_faults({"rate_limit": 0.2, "server_error": 0.2, "retry_after": 0.01})
+        sb.set_faults({"retry_after": 0.01})
+        sb.inject_fault("rate_limit", times=3)
+        sb.inject_fault("server_error", times=3)
         async for outcome in client.messages.send_many(inputs, concurrency=5):
             audit.show(outcome)
             if outcome.error is not None:
@@ -277,14 +285,22 @@ async def _cli_flows(sb: Sandbox, audit: Audit, tmp_path: Path) -> None:
          template_id, "--lang", "en", "--param", f"pin={audit.pin(67891)}-url.example.com"],
         [*cli, "templates", "get", "no-such-template"],
     ]  # fmt: skip
-    sb.set_faults({"server_error": 0.2, "service_unavailable": 0.2})
-    for args in runs:
+    # send-many's template lookup fails twice and is retried; the first send's first attempt
+    # fails retryably, its second (HTTP 500: it may have been accepted) ends the command.
+    faults = [("server_error", "service_unavailable"), ("service_unavailable", "server_error")]
+    exit_codes = []
+    faults_before = sum(sb.fault_counts.values())
+    for args, kinds in zip(runs, [*faults, (), ()], strict=True):
+        for kind in kinds:
+            sb.inject_fault(kind)
         process = await asyncio.create_subprocess_exec(
             *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
         out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        exit_codes.append(process.returncode)
         audit.texts += [out.decode(), err.decode()]
-    sb.set_faults(None)
+    assert exit_codes == [0, 1, 2, 1]  # sent; unknown outcome; refused locally; not found
+    assert sum(sb.fault_counts.values()) - faults_before == 4  # every injected fault was met
     bad_env = {**env, "ROUTEE_APPLICATION_SECRET": WRONG_SECRET}
     process = await asyncio.create_subprocess_exec(
         *cli, "templates", "list", env=bad_env,

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from webhook_helpers import ServeWebhooks, serve_aiohttp_routes, serve_fastapi_router
+from webhook_helpers import INTEGRATIONS, Integration, ServeWebhooks
 
 #: Every field of seed 001's moderation callback table.
 MODERATION_CALLBACK: dict[str, Any] = {
@@ -40,9 +40,14 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-@pytest.fixture(params=["fastapi", "aiohttp"])
-def serve_webhooks(request: pytest.FixtureRequest) -> ServeWebhooks:
+@pytest.fixture(params=INTEGRATIONS, ids=lambda integration: integration.name)
+def integration(request: pytest.FixtureRequest) -> Integration:
+    """Each framework's integration in turn: FastAPI (served by uvicorn), then aiohttp."""
+    chosen: Integration = request.param
+    return chosen
+
+
+@pytest.fixture
+def serve_webhooks(integration: Integration) -> ServeWebhooks:
     """``async with serve_webhooks(**router_options) as base_url``, for each framework."""
-    if request.param == "fastapi":
-        return serve_fastapi_router
-    return serve_aiohttp_routes
+    return integration.serve

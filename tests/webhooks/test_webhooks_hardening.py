@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 from aioresponses import aioresponses
-from webhook_helpers import ServeWebhooks
+from webhook_helpers import Integration, ServeWebhooks, fastapi_app
 
 from routee_viber_async import DeliveryCallback, RetryPolicy, RouteeViberClient, StaticToken
+from routee_viber_async.integrations.fastapi import COMBINED_ROUTE, DELIVERY_ROUTE
 from routee_viber_async.webhooks import (
     ROUTEE_CALLBACK_HOST,
     Deduplicator,
@@ -134,51 +135,34 @@ async def test_a_path_token_route_takes_the_secret_as_a_segment(
     assert len(recorder.deliveries) == 1
 
 
-def test_the_fastapi_path_token_route_builds_its_url_and_documents_the_parameter() -> None:
-    from fastapi import FastAPI
-
-    from routee_viber_async.integrations.fastapi import DELIVERY_ROUTE, webhook_router
-
-    app = FastAPI()
-    app.include_router(
-        webhook_router(
-            on_delivery=Recorder().on_delivery,
-            secret=SECRET,
-            delivery_path="/routee/delivery/{token}",
-        )
+@pytest.mark.parametrize("route", [DELIVERY_ROUTE, COMBINED_ROUTE])
+def test_a_path_token_route_builds_its_url(integration: Integration, route: str) -> None:
+    app = integration.app(
+        on_delivery=Recorder().on_delivery,
+        secret=SECRET,
+        delivery_path="/routee/delivery/{token}",
+        combined_path="/routee/{token}",
     )
-    assert app.url_path_for(DELIVERY_ROUTE, token=SECRET) == f"/routee/delivery/{SECRET}"
+    expected = {DELIVERY_ROUTE: "/routee/delivery", COMBINED_ROUTE: "/routee"}[route]
+    assert integration.path_for(app, route, token=SECRET) == f"{expected}/{SECRET}"
+
+
+def test_the_fastapi_path_token_route_documents_the_parameter() -> None:
+    app = fastapi_app(
+        on_delivery=Recorder().on_delivery, secret=SECRET, delivery_path="/routee/delivery/{token}"
+    )
     operation = app.openapi()["paths"]["/routee/delivery/{token}"]["post"]
     assert [(p["name"], p["in"], p["required"]) for p in operation["parameters"]] == [
         ("token", "path", True)
     ]
 
 
-def test_the_aiohttp_path_token_route_builds_its_url() -> None:
-    from aiohttp import web
-
-    from routee_viber_async.integrations.aiohttp import DELIVERY_ROUTE, webhook_routes
-
-    app = web.Application()
-    app.add_routes(
-        webhook_routes(
-            on_delivery=Recorder().on_delivery,
-            secret=SECRET,
-            delivery_path="/routee/delivery/{token}",
-        )
-    )
-    url = app.router[DELIVERY_ROUTE].url_for(token=SECRET)
-    assert str(url) == f"/routee/delivery/{SECRET}"
-
-
 # -- the access logs: RedactTokenFilter on real uvicorn and aiohttp records --------------------
 
 
 @pytest.fixture
-def access_logger(serve_webhooks: ServeWebhooks) -> str:
-    from webhook_helpers import serve_fastapi_router
-
-    return "uvicorn.access" if serve_webhooks is serve_fastapi_router else "aiohttp.access"
+def access_logger(integration: Integration) -> str:
+    return integration.access_logger
 
 
 async def test_the_redact_filter_masks_both_tokens_in_real_access_log_records(

@@ -1,4 +1,5 @@
-"""Framework specifics: the FastAPI lifespan and dependency, aiohttp's cleanup_ctx, imports."""
+"""Both integrations side by side (the `integration` fixture), then framework specifics: the
+FastAPI lifespan and dependency, aiohttp's cleanup_ctx, the receiver core, imports."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 from fastapi import Depends, FastAPI, Request
-from webhook_helpers import serve_aiohttp, serve_asgi
+from webhook_helpers import Integration, serve_asgi
 
 from routee_viber_async import RouteeViberClient, StaticToken
-from routee_viber_async.integrations import aiohttp as aiohttp_integration
-from routee_viber_async.integrations.aiohttp import ROUTEE_CLIENT, routee_client_ctx, webhook_routes
+from routee_viber_async.integrations.aiohttp import routee_client_ctx, webhook_routes
 from routee_viber_async.integrations.fastapi import (
+    COMBINED_ROUTE,
     DELIVERY_ROUTE,
     MODERATION_ROUTE,
     STATE_KEY,
@@ -39,32 +40,20 @@ def make_client() -> RouteeViberClient:
     return RouteeViberClient(credentials=StaticToken("token"), base_url="http://127.0.0.1:9")
 
 
-# -- FastAPI -----------------------------------------------------------------------------------
+# -- both integrations ------------------------------------------------------------------------
 
 
-async def test_fastapi_lifespan_opens_one_client_and_closes_it(
-    http: aiohttp.ClientSession,
+async def test_the_app_opens_one_client_and_closes_it(
+    integration: Integration, http: aiohttp.ClientSession
 ) -> None:
+    """FastAPI's lifespan and ``Depends(get_routee_client)``; aiohttp's ``cleanup_ctx``."""
     made: list[RouteeViberClient] = []
 
     def factory() -> RouteeViberClient:
         made.append(make_client())
         return made[-1]
 
-    app = FastAPI(lifespan=routee_lifespan(client_factory=factory))
-    app.include_router(webhook_router(on_delivery=ignore))
-
-    @app.get("/client")
-    async def which(
-        request: Request, client: Annotated[RouteeViberClient, Depends(get_routee_client)]
-    ) -> dict[str, Any]:
-        return {
-            "id": id(client),
-            "same": client is getattr(request.app.state, STATE_KEY),
-            "callback_url": str(request.url_for(DELIVERY_ROUTE)),
-        }
-
-    async with serve_asgi(app) as base:
+    async with integration.serve_with_client(factory) as base:
         answers = []
         for _ in range(2):
             async with http.get(f"{base}/client") as response:
@@ -74,10 +63,41 @@ async def test_fastapi_lifespan_opens_one_client_and_closes_it(
         assert is_open(client)
     assert not is_open(client)
     assert answers[0] == answers[1]
-    assert answers[0]["id"] == id(client)
-    assert answers[0]["same"] is True
-    assert answers[0]["callback_url"] == f"{base}/routee/delivery"
-    assert not hasattr(app.state, STATE_KEY)
+    assert answers[0] == {
+        "id": id(client),
+        "stored": True,
+        "callback_url": f"{base}/routee/delivery",
+    }
+
+
+def test_the_routes_are_named_and_found_at_their_paths(integration: Integration) -> None:
+    app = integration.app(on_delivery=ignore, on_moderation=ignore, combined_path="/routee")
+    paths = {
+        route: integration.path_for(app, route)
+        for route in (DELIVERY_ROUTE, MODERATION_ROUTE, COMBINED_ROUTE)
+    }
+    assert paths == {
+        DELIVERY_ROUTE: "/routee/delivery",
+        MODERATION_ROUTE: "/routee/moderation",
+        COMBINED_ROUTE: "/routee",
+    }
+
+
+def test_the_endpoints_need_a_handler_or_a_path(integration: Integration) -> None:
+    endpoints = integration.endpoints
+    with pytest.raises(ValueError, match="on_delivery"):
+        endpoints()
+    with pytest.raises(ValueError, match="no endpoint"):
+        endpoints(on_delivery=ignore, delivery_path=None)
+    with pytest.raises(ValueError, match="no endpoint"):
+        endpoints(on_moderation=ignore, moderation_path=None)
+    with pytest.raises(ValueError, match="secret"):
+        endpoints(on_delivery=ignore, secret="")
+    with pytest.raises(ValueError, match="max_body_size"):
+        endpoints(on_delivery=ignore, max_body_size=0)
+
+
+# -- FastAPI -----------------------------------------------------------------------------------
 
 
 async def test_fastapi_lifespan_with_client_options_and_composed() -> None:
@@ -88,6 +108,7 @@ async def test_fastapi_lifespan_with_client_options_and_composed() -> None:
         assert isinstance(client, RouteeViberClient)
         assert getattr(app.state, STATE_KEY) is client
     assert client.closed
+    assert not hasattr(app.state, STATE_KEY)
 
 
 async def test_fastapi_lifespan_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,7 +138,7 @@ async def test_get_routee_client_without_the_lifespan(http: aiohttp.ClientSessio
         get_routee_client(Request({"type": "http", "app": app, "state": {}}))
 
 
-def test_fastapi_router_routes_and_openapi() -> None:
+def test_fastapi_router_prefix_and_openapi() -> None:
     router = webhook_router(
         on_delivery=ignore, on_moderation=ignore, combined_path="/routee", prefix="/hooks"
     )
@@ -133,46 +154,7 @@ def test_fastapi_router_routes_and_openapi() -> None:
     assert "/hooks/routee" in schema["paths"]
 
 
-def test_a_router_needs_a_handler_or_a_path() -> None:
-    with pytest.raises(ValueError, match="on_delivery"):
-        webhook_router()
-    with pytest.raises(ValueError, match="no endpoint"):
-        webhook_router(on_delivery=ignore, delivery_path=None)
-    with pytest.raises(ValueError, match="secret"):
-        webhook_router(on_delivery=ignore, secret="")
-    with pytest.raises(ValueError, match="max_body_size"):
-        webhook_router(on_delivery=ignore, max_body_size=0)
-
-
 # -- aiohttp -----------------------------------------------------------------------------------
-
-
-async def test_aiohttp_cleanup_ctx_opens_one_client_and_closes_it(
-    http: aiohttp.ClientSession,
-) -> None:
-    made: list[RouteeViberClient] = []
-
-    def factory() -> RouteeViberClient:
-        made.append(make_client())
-        return made[-1]
-
-    app = web.Application()
-    app.add_routes(webhook_routes(on_delivery=ignore))
-    app.cleanup_ctx.append(routee_client_ctx(ROUTEE_CLIENT, client_factory=factory))
-
-    async def which(request: web.Request) -> web.Response:
-        client = request.app[ROUTEE_CLIENT]
-        url = request.app.router[aiohttp_integration.DELIVERY_ROUTE].url_for()
-        return web.json_response({"id": id(client), "path": str(url)})
-
-    app.router.add_get("/client", which)
-    async with serve_aiohttp(app) as base:
-        async with http.get(f"{base}/client") as response:
-            answer = await response.json()
-        [client] = made
-        assert is_open(client)
-    assert not is_open(client)
-    assert answer == {"id": id(client), "path": "/routee/delivery"}
 
 
 async def test_aiohttp_cleanup_ctx_with_a_key_of_your_own_and_options() -> None:
@@ -188,15 +170,13 @@ async def test_aiohttp_cleanup_ctx_with_a_key_of_your_own_and_options() -> None:
     assert client.closed
 
 
-def test_aiohttp_routes_are_named_posts() -> None:
+def test_aiohttp_routes_are_posts_in_order() -> None:
     routes = webhook_routes(on_delivery=ignore, on_moderation=ignore, combined_path="/routee")
     assert [(r.method, r.path, r.kwargs["name"]) for r in routes] == [
         ("POST", "/routee/delivery", "routee_delivery_callback"),
         ("POST", "/routee/moderation", "routee_moderation_callback"),
         ("POST", "/routee", "routee_callback"),
     ]
-    with pytest.raises(ValueError, match="no endpoint"):
-        webhook_routes(on_moderation=ignore, moderation_path=None)
 
 
 # -- the receiver core -------------------------------------------------------------------------
