@@ -12,8 +12,14 @@ __all__ = ["JSONDecodeError", "dumps", "dumps_str", "loads"]
 JSONDecodeError = orjson.JSONDecodeError
 
 
-#: Encode a JSON-ready value to UTF-8 bytes.
-dumps: Callable[[Any], bytes] = orjson.dumps
+def dumps(value: Any) -> bytes:
+    """Encode a JSON-ready value to UTF-8 bytes.
+
+    The bytes are copied once to their own size: orjson's result can keep its whole write
+    buffer (kilobytes) behind a body of a few hundred bytes, and a burst of queued sends, each
+    holding its body until a slot is free, would hold all those buffers.
+    """
+    return memoryview(orjson.dumps(value)).tobytes()
 
 
 def dumps_str(value: Any) -> str:

@@ -252,3 +252,22 @@ def test_a_member_name_is_not_a_known_value() -> None:
     assert not Label("PROMOTIONAL").is_known  # the member's name, not its wire value
     assert check_label("PROMOTIONAL")
     assert check_label("promotional") == []
+
+
+def test_an_encoded_body_holds_no_more_memory_than_its_size() -> None:
+    """Queued sends each hold their body until a slot is free: a body must not keep the
+    encoder's whole write buffer alive (orjson's result can)."""
+    import tracemalloc
+
+    from routee_viber_async import _json
+
+    value = {"to": "+306912345678", "templateParams": {"pin": "123456"}, "seq": 123456789}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        bodies = [_json.dumps(value) for _ in range(1000)]
+        held = (tracemalloc.get_traced_memory()[0] - before) / len(bodies)
+    finally:
+        tracemalloc.stop()
+    assert bodies[0] == b'{"to":"+306912345678","templateParams":{"pin":"123456"},"seq":123456789}'
+    assert held < 4 * len(bodies[0]) + 200  # its own size and the bytes header, not kilobytes
