@@ -172,6 +172,19 @@ class Journal:
                 "restore its input and settings; for a genuinely new run, give a new --journal"
             )
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction around several statements (the connection autocommits each one
+        otherwise): committed on return, rolled back on an error."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            if self._db.in_transaction:  # SQLite already rolled back after e.g. a full disk
+                self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def close(self) -> None:
         """Close the database (idempotent)."""
         self._db.close()
@@ -216,7 +229,7 @@ class Journal:
     def record_pending_batch(self, rows: Iterable[tuple[int, str, int]]) -> None:
         """Record ``(index, to, seq)`` rows pending in one transaction (committed on return)."""
         now = time.time()
-        with self._db:
+        with self._transaction():
             self._db.executemany(
                 "INSERT INTO rows (idx, recipient, seq, state, updated) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(idx) DO UPDATE SET seq = excluded.seq, state = excluded.state, "
@@ -228,7 +241,7 @@ class Journal:
         """Rows recorded pending that were certainly not handed to a send after all: each
         ``(index, state, seq)`` gets its state and seq back, or (state None) goes."""
         rows = list(rows)
-        with self._db:
+        with self._transaction():
             self._db.executemany(
                 "DELETE FROM rows WHERE idx = ? AND state = ?",
                 ((index, PENDING) for index, state, _ in rows if state is None),
@@ -241,7 +254,7 @@ class Journal:
     def record_outcomes(self, outcomes: Iterable[Outcome]) -> None:
         """Record outcomes in one transaction (no read back: the caller has the rows)."""
         now = time.time()
-        with self._db:
+        with self._transaction():
             self._db.executemany(
                 "UPDATE rows SET state = ?, tracking_id = ?, status = ?, error = ?, "
                 "attempts = ?, emitted = ?, updated = ? WHERE idx = ?",
@@ -301,9 +314,10 @@ class Journal:
         """Add ``(index, hash, seq, ok, trackingId, status, attempts)`` lines; how many were
         new (a line for an index already added is a duplicate, not added)."""
         before = self._db.total_changes
-        self._db.executemany(
-            "INSERT OR IGNORE INTO temp.results_lines VALUES (?, ?, ?, ?, ?, ?, ?)", lines
-        )
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO temp.results_lines VALUES (?, ?, ?, ?, ?, ?, ?)", lines
+            )
         return self._db.total_changes - before
 
     def first_foreign_line(self) -> int | None:

@@ -141,9 +141,10 @@ async def test_killed_after_the_lines_before_their_outcomes_recovers_them_as_sen
             assert rows[index]["tracking_id"] == line["trackingId"]
         final = {line["index"]: line for line in _lines(output)}
         assert all(final[i] == line for i, line in written.items())
-        # Nothing sent in the first run was sent again; the rest was sent once.
+        # Every row but those in flight at the kill (unknown) was sent, none twice
+        # (_check_final); the recovered ones were not sent again.
         unknown = sum(1 for row in rows.values() if row["state"] == "unknown")
-        assert len(sb.messages) == ROWS - unknown
+        assert ROWS - unknown <= len(sb.messages) <= ROWS
         assert len(sb.messages) >= accepted
 
 
