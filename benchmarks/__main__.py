@@ -7,6 +7,7 @@
     python -m benchmarks --only cpu,retry --rounds 9 --n 5000
     python -m benchmarks --only instructions   # callgrind counts (needs valgrind)
     python -m benchmarks --markdown out.md
+    python -m benchmarks --only sendmany       # the send-many command (issue 19)
 
 The server is one separate process for the whole run. send_many runs in child processes: one
 per contender and size for memory, and for throughput one per hash seed in which both
@@ -34,6 +35,7 @@ from ._common import server_process, warm_allocator
 from ._cpu import CpuResult, run_cpu
 from ._fanout import FanoutResult, InterleavedResult, run_fanout, run_interleaved
 from ._instructions import InstructionsResult, run_instructions, valgrind_available
+from ._sendmany import run_sendmany
 from ._storm import StormResult, run_storm
 
 #: One ``send_many`` size: the memory children (SDK, raw) and, up to 200,000 inputs, the
@@ -41,7 +43,7 @@ from ._storm import StormResult, run_storm
 FanoutFigures = tuple[FanoutResult, FanoutResult, InterleavedResult | None]
 
 
-_ALL = ("cpu", "retry", "instructions", "fanout", "storm")
+_ALL = ("cpu", "retry", "instructions", "fanout", "storm", "sendmany")
 
 
 def _parse() -> argparse.Namespace:
@@ -66,6 +68,15 @@ def _parse() -> argparse.Namespace:
         type=int,
         default=5,
         help="interleaved throughput rounds per hash seed and contender (5)",
+    )
+    parser.add_argument(
+        "--sendmany-sizes",
+        default="200000,2000000",
+        help="send-many memory sizes: fresh, resume, rerun (200000,2000000)",
+    )
+    parser.add_argument(
+        "--sendmany-before",
+        help="PYTHONPATH of another version of the package, measured beside this one",
     )
     parser.add_argument("--quick", action="store_true", help="send_many at 100,000 only")
     parser.add_argument("--storm-calls", type=int, default=1000)
@@ -297,6 +308,15 @@ def main() -> None:
         if "storm" in selected:
             storm = asyncio.run(run_storm(server, calls=args.storm_calls))
             note(f"storm: {storm}")
+        if "sendmany" in selected:
+            result = run_sendmany(
+                server,
+                concurrency=args.concurrency,
+                sizes=tuple(int(s) for s in args.sendmany_sizes.split(",") if s),
+                before=args.sendmany_before,
+            )
+            for line in result.lines():
+                note(f"sendmany: {line}")
         if "fanout" in selected:
             for n in sizes:
                 runs = {}
