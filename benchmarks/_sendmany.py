@@ -213,7 +213,8 @@ def _child(server: Server, pythonpath: str | None, *args: str) -> dict[str, Any]
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks._sendmany", "child", *args],
         env=env,
-        cwd=root,
+        # Not the package's directory: it would come first on sys.path, before PYTHONPATH.
+        cwd=tempfile.gettempdir(),
         capture_output=True,
         text=True,
         timeout=3600,
@@ -222,6 +223,7 @@ def _child(server: Server, pythonpath: str | None, *args: str) -> dict[str, Any]
     if result.returncode != 0:
         raise RuntimeError(f"benchmark child {args[0]} failed: {result.stderr[-2000:]}")
     figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    figures["package"] = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
     return figures
 
 
@@ -378,6 +380,9 @@ async def _preflight(source: str, journal: str, stub: bool) -> dict[str, Any]:
 
 
 def _child_main(mode: str, args: list[str]) -> None:
+    import routee_viber_async
+
+    print(f"package: {Path(routee_viber_async.__file__).parent}", file=sys.stderr)
     warm_allocator()
     if mode == "script":
         figures = asyncio.run(_script(int(args[0]), int(args[1])))
