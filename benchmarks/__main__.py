@@ -8,6 +8,7 @@
     python -m benchmarks --only cpu,retry --rounds 9 --n 5000
     python -m benchmarks --only instructions   # callgrind counts (needs valgrind)
     python -m benchmarks --markdown out.md
+    python -m benchmarks --only sendmany       # the send-many command (issue 19)
 
 The server is one separate process for the whole run. send_many runs in child processes: one
 per contender and size for memory, and for throughput one per hash seed in which both
@@ -37,6 +38,7 @@ from ._cpu import CpuResult, run_cpu
 from ._fanout import FanoutResult, InterleavedResult, run_fanout, run_interleaved
 from ._https import HttpsResult, run_https, tls_files
 from ._instructions import InstructionsResult, run_instructions, valgrind_available
+from ._sendmany import run_sendmany
 from ._storm import StormResult, run_storm
 
 #: One ``send_many`` size: the memory children (SDK, raw) and, up to 200,000 inputs, the
@@ -44,7 +46,7 @@ from ._storm import StormResult, run_storm
 FanoutFigures = tuple[FanoutResult, FanoutResult, InterleavedResult | None]
 
 
-_ALL = ("cpu", "https", "retry", "instructions", "fanout", "storm", "redis")
+_ALL = ("cpu", "https", "retry", "instructions", "fanout", "storm", "redis", "sendmany")
 
 
 def _parse() -> argparse.Namespace:
@@ -75,6 +77,15 @@ def _parse() -> argparse.Namespace:
         type=int,
         default=5,
         help="interleaved throughput rounds per hash seed and contender (5)",
+    )
+    parser.add_argument(
+        "--sendmany-sizes",
+        default="200000,2000000",
+        help="send-many memory sizes: fresh, resume, rerun (200000,2000000)",
+    )
+    parser.add_argument(
+        "--sendmany-before",
+        help="PYTHONPATH of another version of the package, measured beside this one",
     )
     parser.add_argument("--quick", action="store_true", help="send_many at 100,000 only")
     parser.add_argument("--storm-calls", type=int, default=1000)
@@ -366,6 +377,15 @@ def main() -> None:
 
             for line in run_redis(server).lines():
                 note(f"redis: {line}")
+        if "sendmany" in selected:
+            result = run_sendmany(
+                server,
+                concurrency=args.concurrency,
+                sizes=tuple(int(s) for s in args.sendmany_sizes.split(",") if s),
+                before=args.sendmany_before,
+            )
+            for line in result.lines():
+                note(f"sendmany: {line}")
         if "fanout" in selected:
             for n in sizes:
                 runs = {}

@@ -14,6 +14,8 @@ Routes (every answer is a fixed, pre-encoded JSON body shaped like Routee's):
   expired bearer token.
 - ``POST /flaky/viber/transactional/messages``: the same, except that every ``flaky_every``-th
   answer (20: 5 %) is a 503.
+- ``GET /viber/transactional/templates/{id}``: an approved OTP template (``{{pin}}``,
+  ``{{minutes}}``, locale ``en``), what ``send-many`` fetches before its preflight.
 - ``GET /admin/stats``, ``POST /admin/reset``, ``POST /admin/config?expires_in=&flaky_every=``,
   ``POST /admin/revoke`` (every issued token becomes invalid): the benchmark's controls.
 
@@ -111,6 +113,22 @@ async def _send(request: web.Request) -> web.Response:
     return web.Response(body=_SEND_BODY, content_type=_JSON)
 
 
+#: The template ``send-many`` fetches before its preflight (the benchmark's OTP template).
+TEMPLATE_ANSWER: dict[str, Any] = {
+    "id": "bench-otp-template",
+    "category": "OTP",
+    "templateStatus": "APPROVED",
+    "params": [{"name": "pin", "type": "TEXT"}, {"name": "minutes", "type": "TEXT"}],
+    "locales": [{"lang": "en", "template": "Code {{pin}}, valid {{minutes}} min"}],
+}
+
+
+async def _template(request: web.Request) -> web.Response:
+    if not _authorized(request.app[_STATE], request):
+        return web.Response(status=401, body=_UNAUTHORIZED_BODY, content_type=_JSON)
+    return web.Response(body=orjson.dumps(TEMPLATE_ANSWER), content_type=_JSON)
+
+
 async def _flaky_send(request: web.Request) -> web.Response:
     state = request.app[_STATE]
     await request.read()
@@ -164,6 +182,7 @@ def make_app() -> web.Application:
     app.router.add_post("/oauth/token", _token)
     app.router.add_post("/viber/transactional/messages", _send)
     app.router.add_post("/flaky/viber/transactional/messages", _flaky_send)
+    app.router.add_get("/viber/transactional/templates/{template_id}", _template)
     app.router.add_get("/admin/stats", _stats)
     app.router.add_post("/admin/reset", _reset)
     app.router.add_post("/admin/config", _config)

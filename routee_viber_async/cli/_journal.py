@@ -9,6 +9,11 @@ moved to a final state when its outcome is known:
   connection, 500/502/504). A ``pending`` row found by a later run is ``unknown`` too: the
   previous run crashed or was killed while it was in flight.
 
+Writes are grouped: the pending rows of a batch go in one transaction before any of their sends
+starts, and outcomes are committed a batch at a time, each with ``emitted`` set in the same
+statement once its line is in the results file. A row still ``pending`` whose line reached the
+results file (the run died between the two) is recovered from that line by the reconciliation.
+
 A rerun skips ``sent`` and ``failed`` rows and never resends ``unknown`` ones unless asked to
 (``--retry-failed`` resends the ``failed`` ones). ``emitted`` says that the row's current outcome
 has its line in the results file; it is set only after the line was written and flushed, so a
@@ -18,15 +23,24 @@ No pin is ever written here: rows hold the recipient, the seq and the outcome on
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-__all__ = ["FINAL_STATES", "OUTCOME_STATES", "Journal", "JournalMismatch", "RowRecord"]
+__all__ = [
+    "FINAL_STATES",
+    "OUTCOME_STATES",
+    "Journal",
+    "JournalMismatch",
+    "Outcome",
+    "RowRecord",
+    "read_states",
+]
 
 PENDING = "pending"
 SENT = "sent"
@@ -83,6 +97,27 @@ class RowRecord:
             "error": self.error,
             "attempts": self.attempts,
         }
+
+
+#: One outcome to record: ``(state, tracking_id, status, error, attempts, emitted, index)``.
+Outcome = tuple[str, str | None, str | None, str | None, int, bool, int]
+
+#: Rows fetched per query when walking the journal in index order (a statement is never left
+#: open across writes: each page is read whole).
+_PAGE = 4096
+
+
+def read_states(db: sqlite3.Connection) -> Iterator[tuple[int, str, int]]:
+    """Every row's ``(index, state, seq)`` in index order, a page at a time (constant memory)."""
+    last = -1
+    while True:
+        page = db.execute(
+            "SELECT idx, state, seq FROM rows WHERE idx > ? ORDER BY idx LIMIT ?", (last, _PAGE)
+        ).fetchall()
+        if not page:
+            return
+        yield from page
+        last = page[-1][0]
 
 
 class Journal:
@@ -147,9 +182,26 @@ class Journal:
                 "restore its input and settings; for a genuinely new run, give a new --journal"
             )
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction around several statements (the connection autocommits each one
+        otherwise): committed on return, rolled back on an error."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            if self._db.in_transaction:  # SQLite already rolled back after e.g. a full disk
+                self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def close(self) -> None:
         """Close the database (idempotent)."""
         self._db.close()
+
+    def states(self) -> Iterator[tuple[int, str, int]]:
+        """Every row's ``(index, state, seq)`` in index order (see :func:`read_states`)."""
+        return read_states(self._db)
 
     def known(self) -> dict[int, RowRecord]:
         """Every recorded row by index."""
@@ -157,10 +209,7 @@ class Journal:
 
     def _records(self, query: str, *args: Any) -> Iterator[RowRecord]:
         for row in self._db.execute(query, args):
-            idx, to, seq, state, tracking_id, status, error, attempts, emitted, _ = row
-            yield RowRecord(
-                idx, to, seq, state, tracking_id, status, error, attempts, bool(emitted)
-            )
+            yield _record(row)
 
     def mark_stale_pending_unknown(self) -> int:
         """Rows a previous run left ``pending`` (in flight when it died) become ``unknown``."""
@@ -185,6 +234,41 @@ class Journal:
                 "ON CONFLICT(idx) DO UPDATE SET seq = excluded.seq, state = excluded.state, "
                 "emitted = 0, updated = excluded.updated",
                 (index, to, seq, PENDING, time.time()),
+            )
+
+    def record_pending_batch(self, rows: Iterable[tuple[int, str, int]]) -> None:
+        """Record ``(index, to, seq)`` rows pending in one transaction (committed on return)."""
+        now = time.time()
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO rows (idx, recipient, seq, state, updated) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(idx) DO UPDATE SET seq = excluded.seq, state = excluded.state, "
+                "emitted = 0, updated = excluded.updated",
+                ((index, to, seq, PENDING, now) for index, to, seq in rows),
+            )
+
+    def release_pending(self, rows: Iterable[tuple[int, str | None, int]]) -> None:
+        """Rows recorded pending that were certainly not handed to a send after all: each
+        ``(index, state, seq)`` gets its state and seq back, or (state None) goes."""
+        rows = list(rows)
+        with self._transaction():
+            self._db.executemany(
+                "DELETE FROM rows WHERE idx = ? AND state = ?",
+                ((index, PENDING) for index, state, _ in rows if state is None),
+            )
+            self._db.executemany(
+                "UPDATE rows SET state = ?, seq = ? WHERE idx = ? AND state = ?",
+                ((state, seq, index, PENDING) for index, state, seq in rows if state is not None),
+            )
+
+    def record_outcomes(self, outcomes: Iterable[Outcome]) -> None:
+        """Record outcomes in one transaction (no read back: the caller has the rows)."""
+        now = time.time()
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE rows SET state = ?, tracking_id = ?, status = ?, error = ?, "
+                "attempts = ?, emitted = ?, updated = ? WHERE idx = ?",
+                ((*outcome[:6], now, outcome[6]) for outcome in outcomes),
             )
 
     def record_outcome(
@@ -223,6 +307,78 @@ class Journal:
         with self._db:
             self._db.execute(f"UPDATE rows SET emitted = (state IN ({marks}))", states)
 
+    @contextlib.contextmanager
+    def results_lines(self) -> Iterator[None]:
+        """A temporary table of the results file's lines (index, hash, and what a recovery
+        needs) for the duration of a reconciliation: on disk, not in this process's memory."""
+        self._db.execute(
+            "CREATE TEMP TABLE results_lines (idx INTEGER PRIMARY KEY, hash INTEGER NOT NULL, "
+            "seq INTEGER, ok INTEGER, tracking_id TEXT, status TEXT, attempts INTEGER)"
+        )
+        try:
+            yield
+        finally:
+            self._db.execute("DROP TABLE temp.results_lines")
+
+    def add_lines(self, lines: list[tuple[int, int, Any, Any, Any, Any, Any]]) -> int:
+        """Add ``(index, hash, seq, ok, trackingId, status, attempts)`` lines; how many were
+        new (a line for an index already added is a duplicate, not added)."""
+        before = self._db.total_changes
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO temp.results_lines VALUES (?, ?, ?, ?, ?, ?, ?)", lines
+            )
+        return self._db.total_changes - before
+
+    def first_foreign_line(self) -> int | None:
+        """The lowest index of a line for a row this journal does not know, if any."""
+        (index,) = self._db.execute(
+            "SELECT MIN(idx) FROM temp.results_lines WHERE idx NOT IN (SELECT idx FROM rows)"
+        ).fetchone()
+        return int(index) if index is not None else None
+
+    def recover_sent_from_lines(self) -> int:
+        """Rows still ``pending`` whose line (same ``seq``) says Routee accepted them, with a
+        tracking id: the run died after writing the line and before committing the outcome.
+        They are ``sent``, as the line says."""
+        with self._db:
+            cursor = self._db.execute(
+                "UPDATE rows SET (state, tracking_id, status, error, attempts, emitted, updated)"
+                " = (SELECT ?, l.tracking_id, l.status, NULL, l.attempts, 1, ? "
+                "    FROM temp.results_lines AS l WHERE l.idx = rows.idx) "
+                "WHERE state = ? AND idx IN (SELECT idx FROM temp.results_lines AS l "
+                "    WHERE l.idx = rows.idx AND l.seq = rows.seq AND l.ok = 1 "
+                "    AND typeof(l.tracking_id) = 'text' AND typeof(l.status) = 'text' "
+                "    AND typeof(l.attempts) = 'integer')",
+                (SENT, time.time(), PENDING),
+            )
+        return cursor.rowcount
+
+    def rows_with_line_hash(self) -> Iterator[tuple[RowRecord, int | None]]:
+        """Every row in index order with the hash of its line (None: no line), paged."""
+        last = -1
+        while True:
+            page = self._db.execute(
+                "SELECT rows.*, l.hash FROM rows LEFT JOIN temp.results_lines AS l "
+                "ON l.idx = rows.idx WHERE rows.idx > ? ORDER BY rows.idx LIMIT ?",
+                (last, _PAGE),
+            ).fetchall()
+            if not page:
+                return
+            for row in page:
+                yield _record(row[:-1]), row[-1]
+            last = page[-1][0]
+
+    def rows_without_line(self, states: Iterable[str]) -> Iterator[RowRecord]:
+        """The rows in ``states`` that have no line, in index order."""
+        wanted = sorted(states)
+        marks = ", ".join("?" for _ in wanted)
+        return self._records(
+            f"SELECT * FROM rows WHERE state IN ({marks}) AND idx NOT IN "
+            "(SELECT idx FROM temp.results_lines) ORDER BY idx",
+            *wanted,
+        )
+
     def all_rows(self) -> Iterator[RowRecord]:
         """Every row in input order."""
         return self._records("SELECT * FROM rows ORDER BY idx")
@@ -230,6 +386,11 @@ class Journal:
     def counts(self) -> dict[str, int]:
         """How many rows are in each state."""
         return dict(self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state").fetchall())
+
+
+def _record(row: tuple[Any, ...]) -> RowRecord:
+    idx, to, seq, state, tracking_id, status, error, attempts, emitted, _ = row
+    return RowRecord(idx, to, seq, state, tracking_id, status, error, attempts, bool(emitted))
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -15,7 +15,7 @@ import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .. import _json
 from ._journal import OUTCOME_STATES, Journal, RowRecord
@@ -32,12 +32,26 @@ class ResultsFile:
 
     def __init__(self, path: Path | None) -> None:
         self._handle: IO[bytes] | None = path.open("ab") if path is not None else None
+        self._last_end: int | None = None
 
     def write(self, record: RowRecord) -> None:
         """Append the row's line and flush it (a whole line per write)."""
+        self.write_many((record,))
+
+    def write_many(self, records: Iterable[RowRecord]) -> None:
+        """Append the rows' lines in one write and flush them (whole lines)."""
         if self._handle is not None:
-            self._handle.write(_line(record))
+            self._last_end = self._handle.tell()
+            self._handle.write(b"".join(_line(record) for record in records))
             self._handle.flush()
+
+    def undo_last_write(self) -> None:
+        """Cut the lines of the last write (their outcomes could not be recorded); where that
+        fails too, the next run's reconciliation takes them out."""
+        if self._handle is not None and self._last_end is not None:
+            with contextlib.suppress(OSError):
+                self._handle.truncate(self._last_end)
+                self._handle.seek(self._last_end)
 
     def close(self) -> None:
         """Close the file; a line that could not be flushed is dropped (reconciled later)."""
@@ -47,52 +61,76 @@ class ResultsFile:
                 handle.close()
 
 
-def reconcile(path: Path | None, journal: Journal, left_out: frozenset[str] = frozenset()) -> None:
+def reconcile(
+    path: Path | None,
+    journal: Journal,
+    left_out: frozenset[str] = frozenset(),
+    *,
+    resuming: bool = False,
+) -> int:
     """Make ``path`` hold exactly one line per journal row with an outcome, none for a row in
     flight or in a ``left_out`` state, then mark the journal's rows accordingly.
+
+    ``resuming`` (the start of a run): rows a previous run left ``pending`` whose line says
+    they were sent are recovered as ``sent`` from it; the others become ``unknown``
+    (:meth:`Journal.mark_stale_pending_unknown`); returns how many did.
+
+    Streams: the file's lines go to a temporary table of the journal and are compared with the
+    rows in index order, so memory stays flat however many rows there are.
 
     Raises :class:`ForeignResults` (before changing anything) when the file has a line for a
     row the journal does not know: it belongs to another run.
     """
+    wanted = OUTCOME_STATES - left_out
+    stale = 0
     if path is not None and path.exists():
         _drop_partial_last_line(path)
-        _reconcile_file(path, journal, OUTCOME_STATES - left_out)
-    elif path is not None:
-        _append(path, (r for r in journal.all_rows() if r.state in OUTCOME_STATES - left_out))
+        with journal.results_lines():
+            single = _load_lines(path, journal)
+            if resuming:
+                journal.recover_sent_from_lines()
+                stale = journal.mark_stale_pending_unknown()
+            _reconcile_file(path, journal, wanted, single)
+    else:
+        if resuming:
+            stale = journal.mark_stale_pending_unknown()
+        if path is not None:
+            _append(path, (r for r in journal.all_rows() if r.state in wanted))
     journal.mark_all_emitted(left_out)
+    return stale
 
 
-def _reconcile_file(path: Path, journal: Journal, wanted: frozenset[str]) -> None:
-    present, clean = _line_hashes(path)
-    missing: list[RowRecord] = []
-    for record in journal.all_rows():
-        line_hash = present.pop(record.index, None)
+def _reconcile_file(path: Path, journal: Journal, wanted: frozenset[str], single: bool) -> None:
+    clean = single
+    missing = False
+    for record, line_hash in journal.rows_with_line_hash():
         if record.state not in wanted:
             clean = clean and line_hash is None
         elif line_hash is None:
-            missing.append(record)
+            missing = True
         elif line_hash != hash(_line(record)):  # a stale line: not the row's latest outcome
             clean = False
-    if present:
-        raise ForeignResults(
-            f"--output {path} has results for rows this journal does not know (index "
-            f"{min(present)}): it belongs to another run; give another --output"
-        )
-    if clean:
-        _append(path, missing)
-    else:
+        if not clean:
+            break
+    if not clean:
         _rewrite(path, (r for r in journal.all_rows() if r.state in wanted))
+    elif missing:
+        _append(path, journal.rows_without_line(wanted))
 
 
-def _line_hashes(path: Path) -> tuple[dict[int, int], bool]:
-    """Each line's hash by its row index (a hash, not the line: a few bytes a row), and whether
-    no row has two lines."""
-    present: dict[int, int] = {}
+_LOAD_BATCH = 4096
+
+
+def _load_lines(path: Path, journal: Journal) -> bool:
+    """Put each line's index, hash and sent fields in the journal's temporary table; whether no
+    row has two lines. Raises :class:`ForeignResults` for a line that is not ours."""
     single = True
+    batch: list[tuple[int, int, Any, Any, Any, Any, Any]] = []
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             try:
-                index = _json.loads(line)["index"]
+                data = _json.loads(line)
+                index = data["index"]
             except (ValueError, TypeError, KeyError):
                 index = None
             if not isinstance(index, int) or isinstance(index, bool):
@@ -100,9 +138,28 @@ def _line_hashes(path: Path) -> tuple[dict[int, int], bool]:
                     f"--output {path}: line {number} is not a send-many results line; "
                     "give another --output"
                 )
-            single = single and index not in present
-            present[index] = hash(line)
-    return present, single
+            batch.append(
+                (
+                    index,
+                    hash(line),
+                    data.get("seq"),
+                    data.get("ok") is True,
+                    data.get("trackingId"),
+                    data.get("status"),
+                    data.get("attempts"),
+                )
+            )
+            if len(batch) == _LOAD_BATCH:
+                single = journal.add_lines(batch) == len(batch) and single
+                batch.clear()
+    single = journal.add_lines(batch) == len(batch) and single
+    foreign = journal.first_foreign_line()
+    if foreign is not None:
+        raise ForeignResults(
+            f"--output {path} has results for rows this journal does not know (index "
+            f"{foreign}): it belongs to another run; give another --output"
+        )
+    return single
 
 
 def _line(record: RowRecord) -> bytes:

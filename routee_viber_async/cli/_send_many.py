@@ -14,6 +14,11 @@ The run, in order:
    results file is reconciled with the journal (one line per row with an outcome);
 3. fan out, recording each row's ``seq`` in the journal before its first attempt and its outcome
    when known, then its line in the results file. Ambiguous sends are never retried.
+   The journal is written a batch at a time: the pending rows of a batch in one transaction
+   before the first of them is handed to the fan-out, and the outcomes every
+   ``_OUTCOME_BATCH`` rows or ``_OUTCOME_DELAY`` seconds, their lines written (one write) and
+   flushed before the transaction that records them and marks them written. Resuming walks
+   the input and the journal together in index order: nothing holds every row in memory.
    ``--max-failures`` identical refusals in a row (a wrong sender, say) stop new sends: those
    in flight drain and the run exits 2 (``--retry-failed`` resends the failed rows later).
 
@@ -28,6 +33,7 @@ exits at once, the journal still consistent (rows in flight stay ``pending``, i.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import math
 import os
@@ -47,10 +53,20 @@ from .._requests import SendMessage
 from .._responses import Template
 from .._seq import next_seq
 from ..resources import SendOutcome
+from . import _crashpoint
 from ._duplicates import DuplicateCounter
 from ._failures import DEFAULT_MAX_FAILURES, FailureStreak
 from ._input import InputChanged, InputError, InputRow, InputSnapshot
-from ._journal import FAILED, PENDING, SENT, UNKNOWN, Journal, JournalMismatch, RowRecord
+from ._journal import (
+    FAILED,
+    PENDING,
+    SENT,
+    UNKNOWN,
+    Journal,
+    JournalMismatch,
+    RowRecord,
+    read_states,
+)
 from ._lock import JournalBusy, JournalLock
 from ._progress import make_progress
 from ._results import ForeignResults, ResultsFile, reconcile
@@ -63,6 +79,12 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 _T = TypeVar("_T")
+
+#: Outcomes are committed this many at a time, or after this many seconds, whichever first.
+_OUTCOME_BATCH = 256
+_OUTCOME_DELAY = 0.05
+#: The most rows recorded pending in one transaction (a crash leaves them unknown).
+_PENDING_BATCH = 256
 
 
 class UsageError(Exception):
@@ -162,6 +184,16 @@ class SendMany:
             template = await client.templates.get(self.template_id)
         except NotFoundError:
             raise UsageError(f"template {self.template_id} was not found") from None
+        if not template.is_approved:
+            raise UsageError(
+                f"template {self.template_id} is {template.status}, not APPROVED: "
+                "it cannot be sent yet"
+            )
+        if self.lang not in template.languages:
+            raise UsageError(
+                f"template {self.template_id} has no locale {self.lang!r} "
+                f"(it has: {', '.join(template.languages) or 'none'})"
+            )
         owner = template.sender_info_tracking_id
         if owner and owner != self.sender:
             raise UsageError(
@@ -181,24 +213,53 @@ class SendMany:
         return template
 
     def _check_rows(self, template: Template, err: IO[str]) -> tuple[InputSnapshot, int]:
-        """Check every row locally before anything is sent; the snapshot of the bytes checked
-        (the send pass reads them again) and the row count."""
+        """Check every row this run may send locally before anything is sent; the snapshot of
+        the bytes checked (the send pass reads them again) and the row count.
+
+        The rows the journal holds as done (and this run does not send again) are counted,
+        not checked: a rerun of a finished run checks nothing. The journal is only read here;
+        if it turns out to belong to another input, the run refuses after this anyway."""
         snapshot = InputSnapshot(self.input)
         duplicates = None if self.allow_duplicates else DuplicateCounter()
         count = 0
-        for row in snapshot.first_read():
-            issues = self.message(row).issues(template)
-            if issues:
-                reasons = "; ".join(f"{code}: {message}" for code, message in issues)
-                raise InputError(f"row {row.index + 1} (line {row.line}): {reasons}")
-            if duplicates is not None:
-                duplicates.add(row.to)
-            count += 1
+        with contextlib.closing(_JournalWalk(self._done_states())) as done:
+            for row in snapshot.first_read():
+                count += 1
+                state = done.state_of(row.index)
+                if state is not None and not self._sends_again(state):
+                    continue
+                issues = self.message(row).issues(template)
+                if issues:
+                    reasons = "; ".join(f"{code}: {message}" for code, message in issues)
+                    raise InputError(f"row {row.index + 1} (line {row.line}): {reasons}")
+                if duplicates is not None:
+                    duplicates.add(row.to)
         if count == 0:
             raise InputError(f"{self.input}: no rows to send")
         if duplicates is not None:
             _warn_duplicates(duplicates, err)
         return snapshot, count
+
+    def _done_states(self) -> Iterator[tuple[int, str, int]]:
+        """The journal's rows as a previous run left them, read only (none if it has none)."""
+        path = self.journal_path
+        if not path.exists():
+            return
+        try:
+            db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return
+        try:
+            yield from read_states(db)
+        except sqlite3.Error:
+            return  # not a journal we can read: Journal.open says why, after the check
+        finally:
+            db.close()
+
+    def _sends_again(self, state: str) -> bool:
+        """Whether a row the journal holds in ``state`` is sent by this run (a row a previous
+        run left pending is unknown)."""
+        return (UNKNOWN if state == PENDING else state) in self._resent_states
 
     def _open_journal(self, input_sha256: str) -> Journal:
         fingerprint = {
@@ -221,17 +282,17 @@ class SendMany:
             if asked
         )
 
-    def _resume(self, journal: Journal, err: IO[str]) -> dict[int, RowRecord]:
-        """Before any send: the previous runs' rows, the results file reconciled with them."""
+    def _resume(self, journal: Journal, err: IO[str]) -> dict[str, int]:
+        """Before any send: the results file reconciled with the journal (rows left in flight
+        recovered from their line, or unknown); how many rows are in each state."""
         try:
-            stale = journal.mark_stale_pending_unknown()
-            known = journal.known()
-            reconcile(self.output, journal, self._resent_states)
+            stale = reconcile(self.output, journal, self._resent_states, resuming=True)
+            counts = journal.counts()
         except sqlite3.Error as exc:
             raise UsageError(f"journal {journal.path}: cannot write it ({exc})") from None
         except OSError as exc:
             raise UsageError(f"--output {self.output}: cannot write it ({exc.strerror})") from None
-        unknown_held = sum(1 for r in known.values() if r.state == UNKNOWN)
+        unknown_held = counts.get(UNKNOWN, 0)
         if unknown_held and not self.resend_unknown:
             print(
                 f"routee-viber send-many: {unknown_held} row(s) have an unknown outcome, "
@@ -239,7 +300,7 @@ class SendMany:
                 "reached Routee, so they are not resent (--resend-unknown sends them again).",
                 file=err,
             )
-        return known
+        return counts
 
     async def _send(
         self,
@@ -251,12 +312,16 @@ class SendMany:
         stop: _StopSignal,
         err: IO[str],
     ) -> int:
-        known = self._resume(journal, err)
-        resent = {i for i, r in known.items() if r.state in self._resent_states}
-        todo = total - len(known) + len(resent)
+        counts = self._resume(journal, err)
+        todo = (
+            total
+            - sum(counts.values())
+            + sum(counts.get(state, 0) for state in self._resent_states)
+        )
         if todo == 0:
             return self._nothing_to_send(journal, total, err)
-        seq_to_index: dict[int, int] = {}
+        # seq -> (index, to) of the rows handed to the fan-out, until their outcome is known.
+        in_flight: dict[int, tuple[int, str]] = {}
         failure: list[str] = []  # why the run stopped early, when it did
         streak = FailureStreak(self.max_failures)
 
@@ -265,30 +330,58 @@ class SendMany:
                 failure.append(reason)
             stop.requested = True
 
+        # The rows of the current batch recorded pending and not handed to the fan-out yet:
+        # if the run stops before they are, they get their previous state back.
+        unsent: collections.deque[tuple[int, str | None, int]] = collections.deque()
+
+        def release_unsent() -> None:
+            if unsent:
+                journal.release_pending(unsent)
+                unsent.clear()
+
         def rows_to_send() -> Iterator[SendMessage]:
             # A failure here ends the input: the sends in flight drain, nothing new starts.
             try:
-                for row in snapshot.rows():
-                    if stop.requested or streak.tripped:
+                for batch in self._batches(snapshot.rows(), journal, stop):
+                    seqs = [next_seq() for _ in batch]
+                    journal.record_pending_batch(
+                        (row.index, row.to, seq) for (row, _), seq in zip(batch, seqs, strict=True)
+                    )
+                    unsent.extend((row.index, *(previous or (None, 0))) for row, previous in batch)
+                    _crashpoint.reached("pending-committed")
+                    for (row, _), seq in zip(batch, seqs, strict=True):
+                        if stop.requested:
+                            return
+                        unsent.popleft()
+                        in_flight[seq] = (row.index, row.to)
+                        yield self.message(row, seq)
+                    if stop.requested:
                         return
-                    if row.index in known and row.index not in resent:
-                        continue
-                    seq = next_seq()
-                    journal.record_pending(row.index, row.to, seq)
-                    seq_to_index[seq] = row.index
-                    yield self.message(row, seq)
             except InputChanged as exc:
                 stop_for(str(exc))
             except sqlite3.Error as exc:
                 stop_for(self._journal_failure(journal, exc))
+            finally:
+                try:
+                    release_unsent()
+                except sqlite3.Error as exc:  # they stay pending: unknown, never resent
+                    stop_for(self._journal_failure(journal, exc))
 
         try:
             output = ResultsFile(self.output)
         except OSError as exc:
             raise UsageError(f"--output {self.output}: cannot write it ({exc.strerror})") from None
-        # A second Ctrl-C leaves at once: the results file gets the lines of the rows whose
-        # line was taken out to resend them and that were not resent yet.
-        stop.on_leave = lambda: reconcile(self.output, journal)
+        finished = _Outcomes(self, journal, output, stop_for)
+
+        def leave() -> None:
+            # A second Ctrl-C leaves at once: the outcomes known are recorded, the rows not
+            # handed over yet are released, and the results file gets the lines of the rows
+            # whose line was taken out to resend them and that were not resent yet.
+            finished.flush()
+            release_unsent()
+            reconcile(self.output, journal)
+
+        stop.on_leave = leave
         try:
             with make_progress(todo, "send-many", err) as progress:
                 outcomes = client.messages.send_many(
@@ -299,18 +392,21 @@ class SendMany:
                     async for outcome in outcomes:
                         seq = outcome.request.seq
                         assert seq is not None, "every row is sent with its journal's seq"
-                        index = seq_to_index.pop(seq)
-                        reason = self._finish(journal, output, index, outcome)
-                        if reason is None:
-                            progress.advance(outcome.ok, unknown=outcome.outcome_unknown)
-                            streak.observe(outcome)
-                        else:
-                            stop_for(reason)
+                        finished.add(*in_flight.pop(seq), outcome)
+                        progress.advance(outcome.ok, unknown=outcome.outcome_unknown)
+                        if streak.observe(outcome):
+                            stop.requested = True  # no new sends; those in flight drain
+                finished.flush()
         finally:
             stop.on_leave = None
+            finished.close()
             output.close()
         try:
-            reconcile(self.output, journal)
+            # A run that ended early may leave rows without their line (an outcome that could
+            # not be written, a row taken out to resend that was not); a run that went to the
+            # end wrote one line per outcome to the file the start made exact: nothing to do.
+            if stop.requested:
+                reconcile(self.output, journal)
         except sqlite3.Error as exc:
             failure.append(self._journal_failure(journal, exc))
         except OSError as exc:
@@ -353,24 +449,26 @@ class SendMany:
             return EXIT_FAILED
         return EXIT_OK
 
-    def _finish(
-        self, journal: Journal, output: ResultsFile, index: int, outcome: SendOutcome
-    ) -> str | None:
-        """Record one outcome, then write its line, then mark it written; why the run must
-        stop, if it must (the row is then left for the next run: in flight or unwritten)."""
-        try:
-            record = _record(journal, index, outcome)
-        except sqlite3.Error as exc:
-            return self._journal_failure(journal, exc)
-        try:
-            output.write(record)
-        except OSError as exc:
-            return f"--output {self.output}: cannot write it ({exc.strerror}); stopped"
-        try:
-            journal.mark_emitted(index)
-        except sqlite3.Error as exc:
-            return self._journal_failure(journal, exc)
-        return None
+    def _batches(
+        self, rows: Iterator[InputRow], journal: Journal, stop: _StopSignal
+    ) -> Iterator[list[tuple[InputRow, tuple[str, int] | None]]]:
+        """The rows to send, a batch at a time, each with the journal's ``(state, seq)`` of it
+        (None: new): the input and the journal walked together in index order."""
+        batch: list[tuple[InputRow, tuple[str, int] | None]] = []
+        size = min(max(self.concurrency, 8), _PENDING_BATCH)
+        with contextlib.closing(_JournalWalk(journal.states())) as known:
+            for row in rows:
+                if stop.requested:
+                    break
+                previous = known.row(row.index)
+                if previous is not None and not self._sends_again(previous[0]):
+                    continue
+                batch.append((row, previous))
+                if len(batch) == size:
+                    yield batch
+                    batch = []
+        if batch and not stop.requested:
+            yield batch
 
     @staticmethod
     def _journal_failure(journal: Journal, exc: sqlite3.Error) -> str:
@@ -409,26 +507,95 @@ def _warn_duplicates(counter: DuplicateCounter, err: IO[str]) -> None:
         )
 
 
-def _record(journal: Journal, index: int, outcome: SendOutcome) -> RowRecord:
+class _Outcomes:
+    """The outcomes of the sends, recorded a batch at a time: the batch's lines are written
+    (one write) and flushed, then one transaction records the outcomes and marks them written.
+    A batch goes when it has ``_OUTCOME_BATCH`` rows or its first row waited
+    ``_OUTCOME_DELAY`` seconds."""
+
+    def __init__(
+        self, job: SendMany, journal: Journal, output: ResultsFile, stop_for: Callable[[str], None]
+    ) -> None:
+        self._job = job
+        self._journal = journal
+        self._output = output
+        self._stop_for = stop_for
+        self._batch: list[RowRecord] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, index: int, to: str, outcome: SendOutcome) -> None:
+        """Note one outcome; record the batch if it is full."""
+        self._batch.append(_record(index, to, outcome))
+        if len(self._batch) >= _OUTCOME_BATCH:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(_OUTCOME_DELAY, self.flush)
+
+    def flush(self) -> None:
+        """Record the outcomes noted so far (a failure stops the run: see ``stop_for``)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        written = self._write(batch)
+        _crashpoint.reached("lines-written")
+        try:
+            self._journal.record_outcomes(
+                (r.state, r.tracking_id, r.status, r.error, r.attempts, written, r.index)
+                for r in batch
+            )
+        except sqlite3.Error as exc:
+            # Not recorded: the rows stay pending (unknown), so their lines must go too.
+            if written:
+                self._output.undo_last_write()
+            self._stop_for(self._job._journal_failure(self._journal, exc))
+            return
+        _crashpoint.reached("outcomes-committed")
+
+    def _write(self, batch: list[RowRecord]) -> bool:
+        try:
+            self._output.write_many(batch)
+        except OSError as exc:
+            self._stop_for(
+                f"--output {self._job.output}: cannot write it ({exc.strerror}); stopped"
+            )
+            return False
+        return True
+
+    def close(self) -> None:
+        """Cancel the timer (the outcomes not flushed yet are the run's last: see ``flush``)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _record(index: int, to: str, outcome: SendOutcome) -> RowRecord:
+    """The journal's row for an outcome (the results line is made from it)."""
+    seq = outcome.request.seq
+    assert seq is not None
+    common = (index, to, seq)
     if outcome.result is not None:
         status = outcome.result.status
-        return journal.record_outcome(
-            index,
+        return RowRecord(
+            *common,
             state=SENT,
             tracking_id=outcome.result.tracking_id,
             status=str(status.status) if status is not None and status.status else "QUEUED",
             error=None,
             attempts=outcome.attempts,
+            emitted=True,
         )
-    error = outcome.error
     unknown = outcome.outcome_unknown
-    return journal.record_outcome(
-        index,
+    return RowRecord(
+        *common,
         state=UNKNOWN if unknown else FAILED,
         tracking_id=None,
         status=UNKNOWN if unknown else "failed",
-        error=_describe(error),
+        error=_describe(outcome.error),
         attempts=outcome.attempts,
+        emitted=True,
     )
 
 
@@ -441,6 +608,33 @@ def _describe(error: BaseException | None) -> str:
         return f"{type(error).__name__}: {error}"
     # Not ours: name the type only, its message could carry anything.
     return f"{type(error).__name__}"
+
+
+class _JournalWalk:
+    """The journal's rows looked up in increasing index order, read as a stream alongside."""
+
+    def __init__(self, rows: Iterator[tuple[int, str, int]]) -> None:
+        self._rows = rows
+        self._next = next(rows, None)
+
+    def row(self, index: int) -> tuple[str, int] | None:
+        """``(state, seq)`` of row ``index``, if the journal has it; indexes must increase."""
+        while self._next is not None and self._next[0] < index:
+            self._next = next(self._rows, None)
+        if self._next is None or self._next[0] != index:
+            return None
+        return self._next[1], self._next[2]
+
+    def state_of(self, index: int) -> str | None:
+        """The state of row ``index``, if the journal has it; indexes must increase."""
+        found = self.row(index)
+        return None if found is None else found[0]
+
+    def close(self) -> None:
+        """Stop reading (closes the reader, e.g. its database)."""
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
 
 
 class _StopSignal:
