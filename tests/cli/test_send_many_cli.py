@@ -213,7 +213,9 @@ async def test_second_sigint_leaves_at_once_and_unknown_rows_are_not_resent(
 ) -> None:
     input_path = tmp_path / "otps.csv"
     numbers = write_csv(input_path, 200)
-    args = send_many_args(input_path, template, sandbox, "--concurrency", "10")
+    # At most 50 sends a second: the 200 rows take at least 4 s, so the run cannot end before
+    # the two signals below, however fast the machine.
+    args = send_many_args(input_path, template, sandbox, "--concurrency", "10", "--rate", "50")
     process = await start_cli(sandbox, *args)
     await wait_for_lines(input_path, 20, process)
     # Every reply from now on takes seconds: ten sends are in flight when we leave.
