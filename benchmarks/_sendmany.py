@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import io
 import itertools
 import json
@@ -373,8 +374,10 @@ async def _preflight(source: str, journal: str, stub: bool) -> dict[str, Any]:
         template = await client.templates.get(TEMPLATE_ID)
     if stub:
         SendMessage.issues = lambda self, *args, **kwargs: []  # type: ignore[method-assign]
+    # The stream for the duplicate-recipient warning (a --before version may take none).
+    streams = (io.StringIO(),) if "err" in inspect.signature(job._check_rows).parameters else ()
     started = time.perf_counter()
-    _, count = job._check_rows(template)
+    _, count = job._check_rows(template, *streams)
     seconds = time.perf_counter() - started
     return {"rows": count, "seconds": seconds, "us_per_row": seconds / count * 1e6}
 
