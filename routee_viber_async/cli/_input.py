@@ -171,25 +171,25 @@ def _read_csv(handle: Any, delimiter: str) -> Iterator[InputRow]:
     if len(to_columns) > 1 or len(set(names)) != len(names) or "" in names:
         raise InputError("the header row has a blank or repeated column name")
     (to_column,) = to_columns
+    parameters = [(position, name) for position, name in enumerate(names) if position != to_column]
+    width = len(names)
     index = 0
     blank: int | None = None  # the line of a blank row: fine at the end of the file only
     for cells in reader:
         line = reader.line_num
-        if not any(cell.strip() for cell in cells):
+        # A row with a recipient is not blank: the common case needs no look at every cell.
+        to = cells[to_column].strip() if len(cells) == width else ""
+        if not to and not any(cell.strip() for cell in cells):
             blank = line if blank is None else blank
             continue
         if blank is not None:
             raise InputError(f"row {index + 1} (line {blank}): empty row")
-        if len(cells) != len(names):
+        if len(cells) != width:
             raise InputError(
-                f"row {index + 1} (line {line}): {len(cells)} cells, the header has {len(names)}"
+                f"row {index + 1} (line {line}): {len(cells)} cells, the header has {width}"
             )
-        params = {
-            name: cell
-            for position, (name, cell) in enumerate(zip(names, cells, strict=True))
-            if position != to_column and cell != ""
-        }
-        yield InputRow(index, line, cells[to_column].strip(), params)
+        params = {name: cells[position] for position, name in parameters if cells[position] != ""}
+        yield InputRow(index, line, to, params)
         index += 1
 
 
