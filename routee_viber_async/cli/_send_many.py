@@ -184,16 +184,6 @@ class SendMany:
             template = await client.templates.get(self.template_id)
         except NotFoundError:
             raise UsageError(f"template {self.template_id} was not found") from None
-        if not template.is_approved:
-            raise UsageError(
-                f"template {self.template_id} is {template.status}, not APPROVED: "
-                "it cannot be sent yet"
-            )
-        if self.lang not in template.languages:
-            raise UsageError(
-                f"template {self.template_id} has no locale {self.lang!r} "
-                f"(it has: {', '.join(template.languages) or 'none'})"
-            )
         owner = template.sender_info_tracking_id
         if owner and owner != self.sender:
             raise UsageError(
