@@ -388,6 +388,11 @@ async def serve(
         await sandbox.start()
     except OSError as exc:
         raise _cannot_listen(host, port, exc) from None
+    # The built-in OTP template (the legacy endpoint's default) becomes a template of the
+    # sender like any created one, so that the ROUTEE_OTP_TEMPLATE_ID printed below can be
+    # listed, fetched and sent with, as the README's Quick start does.
+    builtin = sandbox._ctx.default_otp_template
+    sandbox._ctx.store.templates.setdefault(builtin.template_id, builtin)
     async with sandbox as sb:
         print(f"Routee sandbox listening on {sb.base_url}", file=stream)
         print(f"  base URL:            {sb.base_url}", file=stream)

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from sandbox_helpers import FAST, Api, MakeApi
 
+from routee_viber_async import RouteeViberClient, SendMessage
 from routee_viber_async._auth import ClientCredentials
 from routee_viber_async.sandbox import Sandbox, SandboxOptions, serve
 from routee_viber_async.sandbox._context import DEFAULT_OTP_TEMPLATE_ID
@@ -118,6 +119,22 @@ async def test_serve_prints_how_to_connect_and_runs_until_cancelled() -> None:
     assert template_id == DEFAULT_OTP_TEMPLATE_ID
     async with aiohttp.ClientSession() as http, http.get(base_url + "/sandbox/messages") as resp:
         assert resp.status == 200
+    # The printed template is one the Quick start can send with.
+    credentials = ClientCredentials(
+        text.split("application id:", 1)[1].split()[0],
+        text.split("application secret:", 1)[1].split()[0],
+    )
+    auth_url = text.split("auth URL:", 1)[1].split()[0]
+    async with RouteeViberClient(
+        credentials=credentials, base_url=base_url, auth_url=auth_url
+    ) as client:
+        template = await client.templates.get(template_id)
+        assert template.is_approved
+        sent = await client.messages.send(
+            SendMessage("sandbox-sender", "+306912345678", template_id, "en", {"pin": "482910"}),
+            template=template,
+        )
+        assert sent.tracking_id
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
