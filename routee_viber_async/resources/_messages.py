@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._converter import from_wire, to_wire, wire_parser
@@ -96,6 +97,7 @@ class MessagesResource(Resource):
         concurrency: int | None = None,
         rate_limit: float | RateLimiter | None = None,
         template: Template | None = None,
+        validate: bool = True,
     ) -> SendManyIterator:
         """Send every message, yielding one :class:`SendOutcome` per input in completion order.
 
@@ -114,6 +116,10 @@ class MessagesResource(Resource):
         (``RouteeViberClient(max_concurrency=N)``). A warning rather than an error: the fan-out
         still does all its work at the client's bound, and a program that asked for more
         should not stop sending because of it.
+
+        Each message is checked locally before it is sent (against ``template`` when given),
+        as :meth:`send` does; ``validate=False`` skips that for inputs the caller has already
+        checked against the same template (``routee-viber send-many`` checks every row first).
         """
         limit = self._transport.max_concurrency
         workers = limit if concurrency is None else min(positive_concurrency(concurrency), limit)
@@ -127,8 +133,9 @@ class MessagesResource(Resource):
                 UserWarning,
                 stacklevel=2,  # the caller of send_many
             )
+        send = self._send if validate else partial(self._send, validate=False)
         return SendManyIterator(
-            self._send, messages, workers, as_rate_limiter(rate_limit, "rate_limit"), template
+            send, messages, workers, as_rate_limiter(rate_limit, "rate_limit"), template
         )
 
 

@@ -194,3 +194,28 @@ async def test_leaving_early_never_breaks_the_client(
     assert not fan_out_workers()
     outcomes = [o async for o in client.messages.send_many(messages_for(sandbox, template, 5))]
     assert all(o.ok for o in outcomes)
+
+
+@pytest.mark.parametrize("validate", [True, False])
+async def test_send_many_checks_each_input_unless_told_it_was_checked(
+    sandbox: Sandbox,
+    template: Template,
+    make_client: MakeClient,
+    monkeypatch: pytest.MonkeyPatch,
+    validate: bool,
+) -> None:
+    checked: list[str] = []
+    real_issues = SendMessage.issues
+
+    def issues(self: SendMessage, *args: Any, **kwargs: Any) -> Any:
+        checked.append(self.to)
+        return real_issues(self, *args, **kwargs)
+
+    monkeypatch.setattr(SendMessage, "issues", issues)
+    inputs = messages_for(sandbox, template, 5)
+    client = make_client()
+    outcomes = [
+        o async for o in client.messages.send_many(inputs, template=template, validate=validate)
+    ]
+    assert all(o.ok for o in outcomes)
+    assert sorted(checked) == (sorted(m.to for m in inputs) if validate else [])
