@@ -8,7 +8,7 @@ input fails before any network call.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
@@ -60,6 +60,72 @@ def _common_send_issues(
     return issues
 
 
+class TemplateRules(NamedTuple):
+    """What a send is checked against, read off its template once."""
+
+    declared: Sequence[str]
+    languages: frozenset[str]
+    is_otp: bool
+
+    @classmethod
+    def of(cls, template: Template) -> TemplateRules:
+        """The rules of ``template``."""
+        return cls(
+            tuple(dict.fromkeys(template.param_names)),
+            frozenset(template.languages),
+            template.is_otp,
+        )
+
+
+def send_message_issues(
+    sender: object,
+    to: object,
+    template_id: object,
+    template_lang: object,
+    template_params: object,
+    template: TemplateRules | None = None,
+    *,
+    delivery_scope: object = None,
+    seq: object = None,
+    ttl: object = None,
+    callback_url: object = None,
+    inbound_url: object = None,
+) -> list[ValidationIssue]:
+    """The rules of :meth:`SendMessage.issues`, on the fields of a message.
+
+    ``send-many`` checks each input row through this before it builds any message, with the
+    template's rules read once for the whole input.
+    """
+    issues = _common_send_issues(
+        sender,
+        to,
+        seq,
+        ttl,
+        None,
+        delivery_scope,  # label: free-form on this endpoint
+    )
+    issues += v.check_required_text(template_id, "templateId")
+    params: Any = template_params  # untyped callers may pass anything
+    if type(params) is not dict and not isinstance(params, Mapping):
+        issues.append(ValidationIssue(v.Code.INVALID_FIELD, "templateParams must be a mapping."))
+        params = {}
+    if template is None:
+        issues += v.check_template_params(params, lang=template_lang)
+    else:
+        issues += v.check_template_params(
+            params,
+            lang=template_lang,
+            declared=template.declared,
+            languages=template.languages,
+            is_otp=template.is_otp,
+        )
+    if callback_url is not None:
+        issues += v.check_callback_url(callback_url, "callbackUrl")
+    if inbound_url is not None:
+        issues += v.check_callback_url(inbound_url, "inboundUrl")
+    return issues
+
+
 @attrs.frozen
 class SendMessage:
     """``POST /viber/transactional/messages``: send an approved template (OTP or transactional).
@@ -84,36 +150,19 @@ class SendMessage:
 
     def issues(self, template: Template | None = None) -> list[ValidationIssue]:
         """Every rule this message breaks; with its ``template``, the template-aware ones too."""
-        issues = _common_send_issues(
+        return send_message_issues(
             self.sender_info_tracking_id,
             self.to,
-            self.seq,
-            self.ttl,
-            None,  # a free-form reporting label on this endpoint
-            self.delivery_scope,
+            self.template_id,
+            self.template_lang,
+            self.template_params,
+            None if template is None else TemplateRules.of(template),
+            delivery_scope=self.delivery_scope,
+            seq=self.seq,
+            ttl=self.ttl,
+            callback_url=self.callback_url,
+            inbound_url=self.inbound_url,
         )
-        issues += v.check_required_text(self.template_id, "templateId")
-        params: Any = self.template_params  # untyped callers may pass anything
-        if type(params) is not dict and not isinstance(params, Mapping):
-            issues.append(
-                ValidationIssue(v.Code.INVALID_FIELD, "templateParams must be a mapping.")
-            )
-            params = {}
-        if template is None:
-            issues += v.check_template_params(params, lang=self.template_lang)
-        else:
-            issues += v.check_template_params(
-                params,
-                lang=self.template_lang,
-                declared=template.param_names,
-                languages=template.languages,
-                is_otp=template.is_otp,
-            )
-        if self.callback_url is not None:
-            issues += v.check_callback_url(self.callback_url, "callbackUrl")
-        if self.inbound_url is not None:
-            issues += v.check_callback_url(self.inbound_url, "inboundUrl")
-        return issues
 
     def validate(self, template: Template | None = None) -> None:
         """Raise :class:`ValidationError` with every issue found, if any."""

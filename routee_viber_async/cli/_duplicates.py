@@ -1,16 +1,16 @@
 """Counting the recipients that appear more than once in a ``send-many`` input.
 
 The count is only a warning (every row is sent, nothing is deduplicated), so it keeps 8 bytes
-a row, not the recipients: an 8-byte BLAKE2b digest of each, in one of 256 ``array('Q')``
-shards picked by the digest's top byte. Equal recipients have equal digests, hence the same
-shard; each shard is sorted on its own (the temporary list is 1/256 of the input) and its equal
-neighbours counted. Two different recipients share a digest with odds of about n²/2⁶⁵ (3 in a
-million for 10 million rows): at worst a warning too many.
+a row, not the recipients: each one's 64-bit built-in ``hash()`` (SipHash, salted per process,
+which is fine: the digests never leave this process), in one of 256 ``array('Q')`` shards
+picked by its low byte. Equal recipients have equal digests, hence the same shard; each shard
+is sorted on its own (the temporary list is 1/256 of the input) and its equal neighbours
+counted. Two different recipients share a digest with odds of about n²/2⁶⁵ (3 in a million for
+10 million rows): at worst a warning too many.
 """
 
 from __future__ import annotations
 
-import hashlib
 from array import array
 from itertools import groupby, islice
 from operator import eq
@@ -20,6 +20,9 @@ import attrs
 __all__ = ["DuplicateCounter", "Duplicates"]
 
 _SHARD_BITS = 8
+_SHARD_MASK = (1 << _SHARD_BITS) - 1
+# hash() is signed: folded into 0 .. 2**64 - 1, what an array('Q') holds.
+_DIGEST_MASK = (1 << 64) - 1
 
 
 @attrs.frozen
@@ -38,8 +41,8 @@ class DuplicateCounter:
 
     def add(self, recipient: str) -> None:
         """One more row for ``recipient``."""
-        digest = hashlib.blake2b(recipient.encode(), digest_size=8).digest()
-        self._shards[digest[0]].append(int.from_bytes(digest, "big"))
+        digest = hash(recipient) & _DIGEST_MASK
+        self._shards[digest & _SHARD_MASK].append(digest)
 
     def count(self) -> Duplicates:
         """The recipients seen more than once and their rows."""

@@ -45,9 +45,12 @@ class InputChanged(InputError):
     """The input file is no longer the one that was checked."""
 
 
-@attrs.frozen
+@attrs.define
 class InputRow:
-    """One recipient and its template parameters (``repr`` hides the parameters: pins)."""
+    """One recipient and its template parameters (``repr`` hides the parameters: pins).
+
+    Not frozen: a row is built for every line of every pass, and nothing holds one for long.
+    """
 
     index: int
     line: int

@@ -49,7 +49,7 @@ import attrs
 from .._client import RouteeViberClient
 from .._config import RetryPolicy
 from .._errors import NotFoundError, RouteeError, ValidationError
-from .._requests import SendMessage
+from .._requests import SendMessage, TemplateRules, send_message_issues
 from .._responses import Template
 from .._seq import next_seq
 from ..resources import SendOutcome
@@ -211,6 +211,7 @@ class SendMany:
         if it turns out to belong to another input, the run refuses after this anyway."""
         snapshot = InputSnapshot(self.input)
         duplicates = None if self.allow_duplicates else DuplicateCounter()
+        rules = TemplateRules.of(template)
         count = 0
         with contextlib.closing(_JournalWalk(self._done_states())) as done:
             for row in snapshot.first_read():
@@ -218,7 +219,10 @@ class SendMany:
                 state = done.state_of(row.index)
                 if state is not None and not self._sends_again(state):
                     continue
-                issues = self.message(row).issues(template)
+                # SendMessage.issues(template) of the row's message, before any is built.
+                issues = send_message_issues(
+                    self.sender, row.to, self.template_id, self.lang, row.params, rules
+                )
                 if issues:
                     reasons = "; ".join(f"{code}: {message}" for code, message in issues)
                     raise InputError(f"row {row.index + 1} (line {row.line}): {reasons}")

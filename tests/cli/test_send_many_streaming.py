@@ -27,8 +27,8 @@ from test_send_many_journal import (
     journal_rows,
 )
 
-from routee_viber_async import SendMessage, Template
-from routee_viber_async.cli import _journal, _results
+from routee_viber_async import Template
+from routee_viber_async.cli import _journal, _results, _send_many
 from routee_viber_async.sandbox import Sandbox
 
 
@@ -103,16 +103,16 @@ async def test_a_rerun_of_a_finished_run_checks_and_loads_no_row(
     before = output_lines(input_path)
 
     checked: list[str] = []
-    real_issues = SendMessage.issues
+    real_issues = _send_many.send_message_issues
 
-    def issues(self: SendMessage, *args: Any, **kwargs: Any) -> Any:
-        checked.append(self.to)
-        return real_issues(self, *args, **kwargs)
+    def issues(sender: str, to: str, *args: Any, **kwargs: Any) -> Any:
+        checked.append(to)
+        return real_issues(sender, to, *args, **kwargs)
 
     def no_dict_of_every_row(self: _journal.Journal) -> Any:
         raise AssertionError("the resume loaded every row into memory")
 
-    monkeypatch.setattr(SendMessage, "issues", issues)
+    monkeypatch.setattr(_send_many, "send_message_issues", issues)
     monkeypatch.setattr(_journal.Journal, "known", no_dict_of_every_row)
     err = io.StringIO()
     assert await job.run(factory_for(sandbox), err) == 0, err.getvalue()
