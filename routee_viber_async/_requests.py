@@ -64,17 +64,13 @@ class TemplateRules(NamedTuple):
     """What a send is checked against, read off its template once."""
 
     declared: Sequence[str]
-    languages: frozenset[str]
+    languages: Sequence[str]
     is_otp: bool
 
     @classmethod
     def of(cls, template: Template) -> TemplateRules:
         """The rules of ``template``."""
-        return cls(
-            tuple(dict.fromkeys(template.param_names)),
-            frozenset(template.languages),
-            template.is_otp,
-        )
+        return cls(template.param_names, template.languages, template.is_otp)
 
 
 def send_message_issues(
