@@ -125,6 +125,10 @@ class Inbox:
         self._threads[record.to] = thread  # re-inserted: the newest thread comes last
         self.changes.bump()
 
+    def __contains__(self, to: object) -> bool:
+        """True when ``to`` has a thread."""
+        return to in self._threads
+
     def text(self, tracking_id: str) -> str:
         """The rendered text of a message ("" when unknown)."""
         return self._texts.get(tracking_id, "")

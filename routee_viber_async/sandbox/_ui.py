@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,15 @@ def _int_query(request: web.Request, name: str, default: int, maximum: int) -> i
     return value
 
 
+def _recipient(text: str, known: Container[str]) -> str:
+    """A recipient typed in a URL, where an unencoded ``+`` arrives as a space: ``+`` is put
+    back unless ``known`` has the number as it came."""
+    to = text.strip()
+    if to and not to.startswith("+") and to not in known:
+        return "+" + to
+    return to
+
+
 def thread_view(ctx: Context, to: str, limit: int | None = None) -> dict[str, Any]:
     """A recipient's thread: its newest ``limit`` messages (all when None), newest first."""
     records = ctx.inbox.thread(to)
@@ -73,7 +82,7 @@ async def get_inbox(request: web.Request) -> web.Response:
     """``GET /_sandbox/inbox?offset=&limit=&to=&messages=``: a page of threads, newest first."""
     ctx = context_of(request)
     per_thread = _int_query(request, "messages", 5, _MAX_LIMIT)
-    to = request.query.get("to", "").strip()
+    to = _recipient(request.query.get("to", ""), ctx.inbox)
     if to:
         recipients = [to] if ctx.inbox.thread(to) else []
         total, offset, limit = len(recipients), 0, _DEFAULT_LIMIT
@@ -97,7 +106,7 @@ async def get_inbox(request: web.Request) -> web.Response:
 async def get_thread(request: web.Request) -> web.Response:
     """``GET /_sandbox/inbox/{to}``: every message to one recipient, newest first."""
     ctx = context_of(request)
-    return json_response(thread_view(ctx, request.match_info["to"]))
+    return json_response(thread_view(ctx, _recipient(request.match_info["to"], ctx.inbox)))
 
 
 def _template_view(ctx: Context, template: TemplateRecord) -> dict[str, Any]:
@@ -213,7 +222,8 @@ async def clear_fates(request: web.Request) -> web.Response:
     if to is None:
         ctx.delivery.fates.clear()
     else:
-        ctx.delivery.fates.for_recipient(to, None)
+        fates = ctx.delivery.fates
+        fates.for_recipient(_recipient(to, fates.by_recipient), None)
     ctx.inbox.changes.bump()
     return json_response(_state(ctx))
 
