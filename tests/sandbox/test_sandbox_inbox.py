@@ -224,7 +224,7 @@ async def test_manual_moderation_waits_for_the_buttons_and_fires_the_callback(
         "APPROVED",
         204,
     )
-    status, missing = await inbox.json("POST", "/_sandbox/templates/nope/approve")
+    status, _ = await inbox.json("POST", "/_sandbox/templates/nope/approve")
     assert status == 404
 
 
@@ -283,7 +283,7 @@ async def test_fault_toggles_and_reset(inboxes: Callable[..., Coroutine[Any, Any
     async with inbox.client.get(f"/viber/tracking/{'x' * 8}", headers=headers) as response:
         assert response.status == 429
         assert response.headers["Retry-After"] == "2"
-    status, bad = await inbox.json("POST", "/_sandbox/faults", json={"rate_limit": 3})
+    status, _ = await inbox.json("POST", "/_sandbox/faults", json={"rate_limit": 3})
     assert status == 400
     inbox.sb.set_fate("failed", to=OTHER)
 
@@ -294,7 +294,7 @@ async def test_fault_toggles_and_reset(inboxes: Callable[..., Coroutine[Any, Any
     assert state["faultCounts"]["rate_limit"] == 0
     assert state["fates"] == {"recipients": {}, "next": []}
     assert inbox.sb.messages == []
-    status, sent = await inbox.send(template_id)  # templates and tokens survive a reset
+    status, _ = await inbox.send(template_id)  # templates and tokens survive a reset
     assert status == 200
     await inbox.sb.wait_idle()
     assert [m.status for m in inbox.sb.inbox(TO)] == ["DELIVERED"]
