@@ -15,7 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from aiohttp import web
 
@@ -28,6 +28,9 @@ from .._template_parts import TemplateLocale, TemplateParam, VarExample
 from ..integrations.aiohttp import webhook_routes
 from ._progress import make_progress
 from ._timeout import with_timeout
+
+if TYPE_CHECKING:
+    from ..sandbox import Sandbox
 
 __all__ = ["QUIET_PERIOD", "run_demo", "wait_while_arriving"]
 
@@ -218,15 +221,19 @@ async def run_demo(
             _print_summary(out, rows, _notes(receiver.by_status, pending, core_share))
             ok = len(sent) == count and delivered == count
             if ui:
-                await _keep_serving(sandbox.inbox_url, out)
+                await _keep_serving(sandbox, out)
             return 0 if ok else 1
     finally:
         await receiver.close()
 
 
-async def _keep_serving(inbox_url: str, out: IO[str]) -> None:
-    """Serve on until cancelled, after saying where the inbox is."""
-    print(f"inbox: {inbox_url} (the sandbox keeps running; Ctrl+C stops it)", file=out, flush=True)
+async def _keep_serving(sandbox: Sandbox, out: IO[str]) -> None:
+    """Serve on until cancelled, after saying where the inbox is (once the last callbacks
+    are in it)."""
+    with contextlib.suppress(TimeoutError):
+        await sandbox.wait_idle(timeout=QUIET_PERIOD)
+    url = sandbox.inbox_url
+    print(f"inbox: {url} (the sandbox keeps running; Ctrl+C stops it)", file=out, flush=True)
     await asyncio.Event().wait()
 
 

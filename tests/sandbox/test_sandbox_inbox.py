@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from internals import sandbox_app
 from sandbox_helpers import FAST, OTP_TEXT, TO, Receiver, basic, template_body
 
+from routee_viber_async import RouteeViberClient, SendMessage, Template
 from routee_viber_async.sandbox import Sandbox
 from routee_viber_async.sandbox._inbox import mask_callback_url
 
@@ -370,3 +371,16 @@ async def test_a_host_that_is_not_loopback_is_refused_unless_allowed() -> None:
 )  # fmt: skip
 def test_callback_urls_are_shown_with_their_token_masked(url: str, masked: str) -> None:
     assert mask_callback_url(url) == masked
+
+
+async def test_the_plugin_sandbox_gives_a_recipients_rendered_messages(
+    routee_sandbox: Sandbox, routee_client: RouteeViberClient, routee_template: Template
+) -> None:
+    sender, template_id = routee_sandbox.sender_id, routee_template.template_id
+    for pin in ("101010", "202020"):
+        await routee_client.messages.send(SendMessage(sender, TO, template_id, "en", {"pin": pin}))
+    await routee_sandbox.wait_idle()
+    messages = routee_sandbox.inbox(TO)
+    assert [m.text for m in messages] == ["Your code is 202020.", "Your code is 101010."]
+    assert [m.status for m in messages] == ["DELIVERED", "DELIVERED"]
+    assert routee_sandbox.inbox(OTHER) == []
