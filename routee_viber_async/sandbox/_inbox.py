@@ -15,20 +15,26 @@ from typing import Any
 
 import attrs
 
-from .._masking import MASK, mask_url
+from .._masking import MASK, mask_url, query_value_pattern
 from .._validation import fill_placeholders
 from ._state import MessageRecord, TemplateRecord
 
 __all__ = ["CallbackView", "Changes", "Inbox", "mask_callback_url", "render"]
 
-# A path segment that looks like a shared secret: long, URL-safe, with a letter and a digit
-# (the token segment of ``/routee/delivery/{token}``, as webhook_routes suggests).
-_SECRET_SEGMENT = re.compile(r"(?=[^/]*[A-Za-z])(?=[^/]*[0-9])[A-Za-z0-9_\-~.]{16,}")
+# A path segment that looks like a shared secret (the token segment of
+# ``/routee/delivery/{token}``, as webhook_routes suggests): long, URL-safe, with a digit or a
+# capital letter, which a random token of 16 characters or more lacks almost never, and a
+# path's words ("delivery-status-callback") usually do.
+_SECRET_SEGMENT = re.compile(r"(?=[^/]*[0-9A-Z])[A-Za-z0-9_\-~.]{16,}")
+# Query parameters that carry a secret, besides ``token`` (masked by mask_url).
+_SECRET_QUERY = query_value_pattern(
+    ["secret", "key", "api_key", "apikey", "signature", "sig", "auth", "access_token"]
+)
 
 
 def mask_callback_url(url: str) -> str:
-    """``url`` with its userinfo, ``token=`` value and token-like path segments masked."""
-    masked = mask_url(url)
+    """``url`` with its userinfo, secret query values and token-like path segments masked."""
+    masked = _SECRET_QUERY.sub(rf"\g<1>{MASK}", mask_url(url))
     scheme, sep, rest = masked.partition("://")
     if not sep:
         return masked

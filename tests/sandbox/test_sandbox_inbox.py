@@ -366,7 +366,9 @@ async def test_a_host_that_is_not_loopback_is_refused_unless_allowed() -> None:
     [
         ("http://127.0.0.1:9/routee/delivery/Ab3dEf6hIj9kLm2n", "http://127.0.0.1:9/routee/delivery/***"),
         ("https://u:p@example.com/hook?token=abc&x=1", "https://***@example.com/hook?token=***&x=1"),
-        ("http://example.com/hooks/delivery", "http://example.com/hooks/delivery"),
+        ("http://h/routee/delivery/AbcDefGhiJklMnoPq", "http://h/routee/delivery/***"),
+        ("http://h/hook?secret=abc&key=k1", "http://h/hook?secret=***&key=***"),
+        ("http://example.com/hooks/delivery-status-callback", "http://example.com/hooks/delivery-status-callback"),
     ],
 )  # fmt: skip
 def test_callback_urls_are_shown_with_their_token_masked(url: str, masked: str) -> None:
