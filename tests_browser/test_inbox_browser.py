@@ -140,3 +140,32 @@ async def test_a_recipient_set_to_fail_shows_failed_and_its_callback(
     await expect(failed).to_contain_text("HTTP 204")
     received = await receiver.wait_for(2, within=20)
     assert [r["status"]["name"] for r in received] == ["SENT", "FAILED"]
+
+
+async def test_fault_toggles_and_reset(
+    page: Any, sandbox: Sandbox, client: RouteeViberClient
+) -> None:
+    template = await approved_template(client, sandbox)
+    await _send(client, sandbox, template, "135790")
+    await page.goto(sandbox.inbox_url)
+    await expect(page.get_by_test_id("thread")).to_have_count(1)
+    await page.get_by_role("button", name="Controls").click()
+    await page.locator("#fault-share").fill("0.5")
+    await page.locator("#retry-after").fill("2")
+
+    def rate_limit_on(response: Any) -> bool:
+        body = response.request.post_data or ""
+        return response.url.endswith("/_sandbox/faults") and '"rate_limit":0.5' in body
+
+    async with page.expect_response(rate_limit_on) as posted:
+        await page.locator('[data-fault="rate_limit"]').check()
+    state = await (await posted.value).json()
+    assert (state["faults"]["rate_limit"], state["faults"]["retryAfter"]) == (0.5, 2)
+
+    async with page.expect_response(lambda r: r.url.endswith("/_sandbox/reset")) as reset:
+        await page.locator("#reset").click()
+    assert (await (await reset.value).json())["faults"]["rate_limit"] == 0
+    await expect(page.locator('[data-fault="rate_limit"]')).not_to_be_checked()
+    await page.get_by_role("button", name="Inbox").click()
+    await expect(page.locator("#threads")).to_have_text("No message yet.")
+    assert sandbox.messages == []

@@ -7,6 +7,7 @@ const PAGE = 20;
 const view = { tab: "inbox", offset: 0, to: "" };
 let busy = false;
 let again = false;
+let faultPostsPending = 0;
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -154,8 +155,10 @@ async function loadControls() {
       el("button", { type: "button", class: "link", onclick: () => call("DELETE", "/fates").then(refresh) }, "clear all")));
   }
   document.getElementById("fates").replaceChildren(...items);
-  for (const box of document.querySelectorAll("[data-fault]")) {
-    box.checked = state.faults[box.dataset.fault] > 0;
+  if (faultPostsPending === 0) {  // else the user's newer clicks are on their way
+    for (const box of document.querySelectorAll("[data-fault]")) {
+      box.checked = state.faults[box.dataset.fault] > 0;
+    }
   }
   const counts = Object.entries(state.faultCounts).filter(([, n]) => n > 0)
     .map(([kind, n]) => kind + " " + n);
@@ -237,9 +240,15 @@ function setUp() {
     await call("POST", "/fates", body);
     refresh();
   });
-  document.getElementById("fault-form").addEventListener("change", async () => {
-    await call("POST", "/faults", faultRates());
-    refresh();
+  // One POST at a time, in the order of the changes: the last change is the one that stays.
+  let faultPosts = Promise.resolve();
+  document.getElementById("fault-form").addEventListener("change", () => {
+    const rates = faultRates();
+    faultPostsPending += 1;
+    faultPosts = faultPosts
+      .then(() => call("POST", "/faults", rates))
+      .catch(console.error)
+      .finally(() => { faultPostsPending -= 1; refresh(); });
   });
   document.getElementById("reset").addEventListener("click", async () => {
     await call("POST", "/reset");
