@@ -169,3 +169,26 @@ async def test_fault_toggles_and_reset(
     await page.get_by_role("button", name="Inbox").click()
     await expect(page.locator("#threads")).to_have_text("No message yet.")
     assert sandbox.messages == []
+
+
+async def test_a_rejection_reason_being_typed_survives_live_updates(
+    page: Any, sandbox: Sandbox, client: RouteeViberClient, receiver: Receiver, tmp_path: Path
+) -> None:
+    template_id = await _create_template_with_the_cli(sandbox, tmp_path, receiver.url)
+    await page.goto(sandbox.inbox_url)
+    await page.get_by_role("button", name="Templates").click()
+    row = page.locator(f'tr[data-template-id="{template_id}"]')
+    reason = row.get_by_label("rejection reason")
+    await reason.fill("Says nothing about")
+    # Another template arrives meanwhile: the list is rendered again under the user's hands.
+    other = await _create_template_with_the_cli(sandbox, tmp_path, receiver.url)
+    await expect(page.locator(f'tr[data-template-id="{other}"]')).to_have_count(1)
+    await expect(reason).to_have_value("Says nothing about")
+    await expect(reason).to_be_focused()
+    await reason.press_sequentially(" the code")
+    await row.get_by_role("button", name="Reject").click()
+
+    await expect(row.locator(".status")).to_have_text("REJECTED")
+    await expect(row).to_contain_text("Says nothing about the code")
+    [received] = await receiver.wait_for(1, within=20)
+    assert received["rejectionReason"] == "Says nothing about the code"

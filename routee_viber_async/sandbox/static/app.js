@@ -36,6 +36,16 @@ async function call(method, path, body) {
   return data;
 }
 
+const reasons = {};  // rejection reasons being typed, by template id
+const shown = {};  // what each tab last rendered, to skip a re-render that changes nothing
+
+function unchanged(tab, data) {
+  const text = JSON.stringify(data);
+  if (shown[tab] === text) return true;
+  shown[tab] = text;
+  return false;
+}
+
 function time(iso) {
   return iso ? iso.slice(11, 23) : "";
 }
@@ -95,6 +105,8 @@ async function loadInbox() {
     ? "?to=" + encodeURIComponent(view.to) + "&messages=200"
     : "?offset=" + view.offset + "&limit=" + PAGE;
   const data = await call("GET", "/inbox" + query);
+  const { version, ...content } = data;  // the version changes on every event anywhere
+  if (unchanged("inbox", { query, content })) return;
   const threads = document.getElementById("threads");
   threads.replaceChildren(...data.threads.map(threadCard));
   if (!data.threads.length) {
@@ -111,7 +123,10 @@ async function loadInbox() {
 function templateRow(t) {
   const actions = el("td", { class: "actions" });
   if (t.status === "PENDING_MODERATION") {
-    const reason = el("input", { placeholder: "reason", "aria-label": "rejection reason" });
+    const reason = el("input", { placeholder: "reason", "aria-label": "rejection reason",
+      "data-reason-for": t.templateId });
+    reason.value = reasons[t.templateId] || "";
+    reason.addEventListener("input", () => { reasons[t.templateId] = reason.value; });
     actions.append(
       el("button", { type: "button", class: "approve", onclick: () => decide(t.templateId, "approve") }, "Approve"),
       reason,
@@ -132,8 +147,15 @@ function templateRow(t) {
 
 async function loadTemplates() {
   const data = await call("GET", "/templates");
+  if (unchanged("templates", data)) return;
   document.getElementById("moderation-mode").textContent = data.moderation;
+  // A re-render must not take a half-typed rejection reason, or its focus, from the user.
+  const typing = document.activeElement && document.activeElement.dataset.reasonFor;
   document.getElementById("template-rows").replaceChildren(...data.templates.map(templateRow));
+  if (typing) {
+    const input = document.querySelector(`[data-reason-for="${CSS.escape(typing)}"]`);
+    if (input) input.focus();
+  }
 }
 
 async function decide(id, decision, body) {
