@@ -66,7 +66,7 @@ async def _send(
 
 
 async def test_approve_a_template_created_with_the_cli(
-    page: Any, sandbox: Sandbox, receiver: Receiver, tmp_path: Path, screenshots: Path
+    page: Any, sandbox: Sandbox, receiver: Receiver, tmp_path: Path
 ) -> None:
     await page.goto(sandbox.inbox_url)
     await page.get_by_role("button", name="Templates").click()
@@ -75,7 +75,6 @@ async def test_approve_a_template_created_with_the_cli(
     row = page.locator(f'tr[data-template-id="{template_id}"]')
     await expect(row.locator(".status")).to_have_text("PENDING_MODERATION")
     await expect(page.locator("#moderation-mode")).to_have_text("manual")
-    await page.screenshot(path=str(screenshots / "templates.png"), full_page=True)
     await row.get_by_role("button", name="Approve").click()
 
     await expect(row.locator(".status")).to_have_text("APPROVED")
@@ -172,7 +171,7 @@ async def test_fault_toggles_and_reset(
 
 
 async def test_a_rejection_reason_being_typed_survives_live_updates(
-    page: Any, sandbox: Sandbox, client: RouteeViberClient, receiver: Receiver, tmp_path: Path
+    page: Any, sandbox: Sandbox, receiver: Receiver, tmp_path: Path, screenshots: Path
 ) -> None:
     template_id = await _create_template_with_the_cli(sandbox, tmp_path, receiver.url)
     await page.goto(sandbox.inbox_url)
@@ -192,3 +191,5 @@ async def test_a_rejection_reason_being_typed_survives_live_updates(
     await expect(row).to_contain_text("Says nothing about the code")
     [received] = await receiver.wait_for(1, within=20)
     assert received["rejectionReason"] == "Says nothing about the code"
+    await expect(row.get_by_test_id("callback")).to_contain_text("REJECTED")
+    await page.screenshot(path=str(screenshots / "templates.png"), full_page=True)

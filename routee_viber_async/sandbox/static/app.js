@@ -121,7 +121,7 @@ async function loadInbox() {
 }
 
 function templateRow(t) {
-  const actions = el("td", { class: "actions" });
+  const actions = el("div", { class: "actions" });
   if (t.status === "PENDING_MODERATION") {
     const reason = el("input", { placeholder: "reason", "aria-label": "rejection reason",
       "data-reason-for": t.templateId });
@@ -142,7 +142,7 @@ function templateRow(t) {
     el("td", null, t.params.map((p) => p.name + " (" + p.type + ")").join(", ")),
     el("td", null, statusBadge(t.status)),
     el("td", null, callbackTable(t.callbacks)),
-    actions);
+    el("td", null, actions));
 }
 
 async function loadTemplates() {
