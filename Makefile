@@ -8,10 +8,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
+STAMP_BROWSER := $(VENV)/.installed-browser
+CHROMIUM ?= /usr/bin/chromium
 FLOORS := .floors
 STAMP_FLOORS := $(FLOORS)/.installed
 
-.PHONY: demo test lint typecheck unit floors pythons bench soak clean
+.PHONY: demo test test-browser check-chromium screenshots lint typecheck unit floors pythons bench soak clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 2; }
@@ -26,12 +28,16 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@ $(STAMP_RUN)
 
+$(STAMP_BROWSER): pyproject.toml | $(STAMP_DEV)
+	$(BIN)/python -m pip install --quiet -e '.[browser]'
+	@touch $@
+
 demo: $(STAMP_RUN)
 	$(BIN)/routee-viber demo
 
 lint: $(STAMP_DEV)
-	$(BIN)/ruff check routee_viber_async tests benchmarks examples
-	$(BIN)/ruff format --check routee_viber_async tests benchmarks examples
+	$(BIN)/ruff check routee_viber_async tests tests_browser benchmarks examples
+	$(BIN)/ruff format --check routee_viber_async tests tests_browser benchmarks examples
 
 typecheck: $(STAMP_DEV)
 	$(BIN)/mypy --strict routee_viber_async
@@ -87,6 +93,19 @@ pythons: $(STAMP_DEV)
 	echo "The suite ran on Python $$ran$${missing:+; not on$$missing (not found)}"
 
 test: lint typecheck unit floors
+
+# The web inbox in a real browser: Debian's Chromium (apt-get install -y chromium
+# chromium-driver) driven by Playwright, whose own browser download is never used. `make test`
+# does not need them: its pytest run collects tests/ only.
+check-chromium:
+	@test -x "$(CHROMIUM)" || { echo "Chromium is missing ($(CHROMIUM)): apt-get install -y chromium chromium-driver" >&2; exit 2; }
+
+test-browser: check-chromium $(STAMP_BROWSER)
+	CHROMIUM=$(CHROMIUM) $(BIN)/pytest -q -p no:cacheprovider tests_browser
+
+# The README's pictures of the inbox, taken by the browser tests.
+screenshots: check-chromium $(STAMP_BROWSER)
+	CHROMIUM=$(CHROMIUM) ROUTEE_SCREENSHOTS_DIR=docs $(BIN)/pytest -q -p no:cacheprovider tests_browser
 
 bench: $(STAMP_DEV)
 	$(BIN)/python -m benchmarks

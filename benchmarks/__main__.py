@@ -9,6 +9,7 @@
     python -m benchmarks --only instructions   # callgrind counts (needs valgrind)
     python -m benchmarks --markdown out.md
     python -m benchmarks --only sendmany       # the send-many command (issue 19)
+    python -m benchmarks --only inbox          # sandbox throughput with the inbox open (issue 24)
 
 The server is one separate process for the whole run. send_many runs in child processes: one
 per contender and size for memory, and for throughput one per hash seed in which both
@@ -37,6 +38,7 @@ from ._common import server_process, warm_allocator
 from ._cpu import CpuResult, run_cpu
 from ._fanout import FanoutResult, InterleavedResult, run_fanout, run_interleaved
 from ._https import HttpsResult, run_https, tls_files
+from ._inbox import run_inbox
 from ._instructions import InstructionsResult, run_instructions, valgrind_available
 from ._sendmany import run_sendmany
 from ._storm import StormResult, run_storm
@@ -46,7 +48,7 @@ from ._storm import StormResult, run_storm
 FanoutFigures = tuple[FanoutResult, FanoutResult, InterleavedResult | None]
 
 
-_ALL = ("cpu", "https", "retry", "instructions", "fanout", "storm", "redis", "sendmany")
+_ALL = ("cpu", "https", "retry", "instructions", "fanout", "storm", "redis", "sendmany", "inbox")
 
 
 def _parse() -> argparse.Namespace:
@@ -65,6 +67,12 @@ def _parse() -> argparse.Namespace:
         "--fanout",
         default="100000,1000000",
         help="send_many input sizes (100000,1000000)",
+    )
+    parser.add_argument(
+        "--inbox-n", type=int, default=10_000, help="sends per round of the inbox benchmark"
+    )
+    parser.add_argument(
+        "--inbox-rounds", type=int, default=3, help="rounds of the inbox benchmark, each mode (3)"
     )
     parser.add_argument(
         "--fanout-seeds",
@@ -386,6 +394,11 @@ def main() -> None:
             )
             for line in result.lines():
                 note(f"sendmany: {line}")
+        if "inbox" in selected:
+            inbox = run_inbox(
+                n=args.inbox_n, rounds=args.inbox_rounds, concurrency=args.concurrency
+            )
+            note(f"inbox: {inbox}")
         if "fanout" in selected:
             for n in sizes:
                 runs = {}

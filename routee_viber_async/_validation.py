@@ -50,6 +50,7 @@ __all__ = [
     "check_required_text",
     "check_template_definition",
     "check_template_params",
+    "fill_placeholders",
     "is_blank",
     "is_loopback_host",
     "placeholders",
@@ -473,6 +474,16 @@ def _looks_like_url(text: str) -> bool:
 def placeholders(text: str) -> list[str]:
     """The ``{{name}}`` placeholders of a template text, in order of first use."""
     return list(dict.fromkeys(_PLACEHOLDER.findall(text)))
+
+
+def fill_placeholders(text: str, values: Mapping[str, Any]) -> str:
+    """``text`` with each ``{{name}}`` replaced by ``values[name]`` (kept when it has none)."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return str(values[name]) if name in values else match.group(0)
+
+    return _PLACEHOLDER.sub(value, text)
 
 
 def check_template_params(

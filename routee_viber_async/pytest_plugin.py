@@ -11,6 +11,10 @@ Override the ``routee_sandbox_options`` fixture to change the sandbox's options:
     def routee_sandbox_options(routee_sandbox_options):
         return {**routee_sandbox_options, "failed_share": 0.2}
 
+``routee_sandbox.inbox("+306912345678")`` gives the messages a recipient received as the
+handset shows them (pin included), with their status timelines and delivery callbacks; its
+``set_fate``, ``reset`` and ``inject_fault`` steer what comes next.
+
 The async fixtures need pytest-asyncio (the ``dev`` extra). Without it this plugin still loads,
 so that installing the SDK never breaks a test session; only the async fixtures are missing.
 """

@@ -40,3 +40,20 @@ def test_floors_txt_pins_each_runtime_dependency_at_its_declared_floor() -> None
     assert set(pinned) == set(declared)
     for name, floor in declared.items():
         assert _release(pinned[name]) == _release(floor), name
+
+
+def test_the_wheel_ships_the_inbox_page(tmp_path: Path) -> None:
+    """The sandbox's web inbox is served from files inside the package (issue 24)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(tmp_path), str(ROOT)],
+        check=True, timeout=300, capture_output=True,
+    )  # fmt: skip
+    [wheel] = tmp_path.glob("routee_viber_async-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for asset in ("index.html", "app.js", "style.css"):
+        assert f"routee_viber_async/sandbox/static/{asset}" in names

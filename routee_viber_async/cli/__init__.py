@@ -136,10 +136,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--count", type=_positive_int, default=1000, help="how many OTPs (default 1000)"
     )
     demo.add_argument("--concurrency", type=_positive_int, default=100, help="sends in flight")
+    demo.add_argument(
+        "--ui",
+        action="store_true",
+        help="at the end, leave the sandbox running and print its web inbox's URL (Ctrl+C stops)",
+    )
 
-    sandbox = commands.add_parser("sandbox", parents=common, help="serve the local Routee emulator")
+    sandbox = commands.add_parser(
+        "sandbox", parents=common, help="serve the local Routee emulator and its web inbox"
+    )
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=_port, default=8080, help="0 picks a free port")
+    sandbox.add_argument(
+        "--moderation",
+        choices=["auto", "manual"],
+        default="auto",
+        help="auto: templates are decided after a moment; manual: by the inbox's Approve and "
+        "Reject buttons (default auto)",
+    )
+    sandbox.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="serve on a host that is not loopback (the inbox shows OTP pins: refused without it)",
+    )
 
     many = commands.add_parser(
         "send-many",
@@ -275,11 +294,17 @@ def _sdk_logs_on_stderr(enabled: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
-async def _serve_sandbox(host: str, port: int) -> int:
+async def _serve_sandbox(args: argparse.Namespace) -> int:
     from ..sandbox import serve
 
     try:
-        await serve(host=host, port=port)
+        await serve(
+            host=args.host,
+            port=args.port,
+            ui=True,
+            moderation=args.moderation,
+            allow_remote=args.allow_remote,
+        )
     except OSError as exc:  # port in use, unknown host, no permission
         raise CommandError(str(exc)) from None
     return 0
@@ -290,10 +315,13 @@ async def _run(args: argparse.Namespace) -> int:
         from ._demo import run_demo
 
         return await run_demo(
-            count=args.count, concurrency=args.concurrency, request_timeout=args.timeout
+            count=args.count,
+            concurrency=args.concurrency,
+            request_timeout=args.timeout,
+            ui=args.ui,
         )
     if args.command == "sandbox":
-        return await _serve_sandbox(args.host, args.port)
+        return await _serve_sandbox(args)
 
     def client_factory(**options: Any) -> RouteeViberClient:
         return _client_from_env(timeout=args.timeout, **options)

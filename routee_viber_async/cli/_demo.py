@@ -15,7 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from aiohttp import web
 
@@ -28,6 +28,9 @@ from .._template_parts import TemplateLocale, TemplateParam, VarExample
 from ..integrations.aiohttp import webhook_routes
 from ._progress import make_progress
 from ._timeout import with_timeout
+
+if TYPE_CHECKING:
+    from ..sandbox import Sandbox
 
 __all__ = ["QUIET_PERIOD", "run_demo", "wait_while_arriving"]
 
@@ -135,10 +138,13 @@ async def run_demo(
     concurrency: int = 100,
     stream: IO[str] | None = None,
     request_timeout: float | None = None,
+    ui: bool = False,
 ) -> int:
     """Run the demo; returns the exit code (0 when every OTP was sent and delivered).
 
     ``request_timeout`` (``--timeout``) bounds each of the client's calls, retries included.
+    ``ui`` (``--ui``): after the summary, keep the sandbox running with its web inbox, whose
+    URL is printed, until cancelled (Ctrl+C).
     """
     from ..sandbox import Sandbox
 
@@ -147,7 +153,7 @@ async def run_demo(
     await receiver.start()
     try:
         async with (
-            Sandbox(moderation_delay=0.2, delivery_delay=0.2) as sandbox,
+            Sandbox(moderation_delay=0.2, delivery_delay=0.2, ui=ui) as sandbox,
             RouteeViberClient(
                 **with_timeout(
                     {
@@ -214,9 +220,21 @@ async def run_demo(
             core_share = cpu_seconds / send_seconds if send_seconds else 0.0
             _print_summary(out, rows, _notes(receiver.by_status, pending, core_share))
             ok = len(sent) == count and delivered == count
+            if ui:
+                await _keep_serving(sandbox, out)
             return 0 if ok else 1
     finally:
         await receiver.close()
+
+
+async def _keep_serving(sandbox: Sandbox, out: IO[str]) -> None:
+    """Serve on until cancelled, after saying where the inbox is (once the last callbacks
+    are in it)."""
+    with contextlib.suppress(TimeoutError):
+        await sandbox.wait_idle(timeout=QUIET_PERIOD)
+    url = sandbox.inbox_url
+    print(f"inbox: {url} (the sandbox keeps running; Ctrl+C stops it)", file=out, flush=True)
+    await asyncio.Event().wait()
 
 
 def _notes(by_status: Counter[DeliveryStatus], pending: int, core_share: float = 1.0) -> list[str]:

@@ -2,7 +2,8 @@
 
 Middlewares, outermost first: errors (every error answer in Routee's JSON shape), faults
 (``/viber/...`` and, when asked, ``/oauth/token``), auth (a valid bearer token for ``/viber/...``;
-otherwise ``invalid_token_status``). ``/sandbox/...`` is for inspection: no auth, no faults.
+otherwise ``invalid_token_status``). ``/sandbox/...`` is for inspection and ``/_sandbox/...``
+is the inbox's JSON API (see :mod:`._ui`): no auth, no faults.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .._enums import TemplateStatus
 from ._auth import VIBER_SCOPES, basic_credentials, bearer_token
 from ._context import ACCOUNT_KEY, CONTEXT_KEY, Context, context_of
 from ._faults import FAULT_STATUS, Fault, FaultKind
@@ -26,8 +26,9 @@ from ._templates import (
     update_template,
     update_template_legacy,
 )
+from ._ui import add_inbox_routes, decide_from_request
 from ._views import inspection_view
-from ._wire import ApiError, json_response, read_json_object, status_code
+from ._wire import ApiError, json_response, status_code
 
 __all__ = ["build_app"]
 
@@ -90,17 +91,7 @@ async def list_messages(request: web.Request) -> web.Response:
 
 async def moderate(request: web.Request) -> web.Response:
     """``POST /sandbox/templates/{templateId}/approve`` or ``/reject`` (``{"reason": ...}``)."""
-    ctx = context_of(request)
-    template = ctx.store.templates.get(request.match_info["template_id"])
-    if template is None:
-        raise ApiError(404, "Template was not found.")
-    if request.match_info["decision"] == "approve":
-        ctx.moderator.decide(template, TemplateStatus.APPROVED)
-    else:
-        body = await read_json_object(request, required=False)
-        reason = body.get("reason")
-        ctx.moderator.decide(template, TemplateStatus.REJECTED, str(reason or "Rejected."))
-    return json_response(template.to_wire())
+    return json_response((await decide_from_request(request)).to_wire())
 
 
 @web.middleware
@@ -236,4 +227,5 @@ def build_app(ctx: Context) -> web.Application:
     app.router.add_get("/viber/tracking/{tracking_id}", get_tracking)
     app.router.add_get("/sandbox/messages", list_messages)
     app.router.add_post("/sandbox/templates/{template_id}/{decision:approve|reject}", moderate)
+    add_inbox_routes(app, ctx)
     return app

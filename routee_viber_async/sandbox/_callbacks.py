@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Literal
 
 import aiohttp
@@ -44,6 +45,8 @@ class _Job:
     url: str
     payload: dict[str, Any]
     body: bytes
+    subject: str | None = None
+    """The tracking id or template id the callback is about."""
     attempt: int = 1
 
 
@@ -61,6 +64,9 @@ class CallbackDispatcher:
         log_size: int,
     ) -> None:
         self._scheduler = scheduler
+        self.on_finished: Callable[[str, CallbackRecord, float], None] | None = None
+        """Told of each finished callback with a subject: (subject, record, seconds the last
+        attempt took)."""
         self._attempts = attempts
         self._retry_delay = retry_delay
         self._timeout = timeout
@@ -94,11 +100,13 @@ class CallbackDispatcher:
             for i in range(self._concurrency)
         ]
 
-    def post(self, kind: CallbackKind, url: str, payload: dict[str, Any]) -> None:
-        """Queue one callback (a no-op before start or after close)."""
+    def post(
+        self, kind: CallbackKind, url: str, payload: dict[str, Any], subject: str | None = None
+    ) -> None:
+        """Queue one callback about ``subject`` (a no-op before start or after close)."""
         if self._session is None:
             return
-        self._queue.put_nowait(_Job(kind, url, payload, _json.dumps(payload)))
+        self._queue.put_nowait(_Job(kind, url, payload, _json.dumps(payload), subject))
 
     async def _work(self) -> None:
         while True:
@@ -113,6 +121,7 @@ class CallbackDispatcher:
         assert self._session is not None
         self.attempts_made += 1
         status: int | None = None
+        started = asyncio.get_running_loop().time()
         try:
             async with self._session.post(
                 job.url, data=job.body, headers={"Content-Type": "application/json"}
@@ -121,19 +130,21 @@ class CallbackDispatcher:
                 await response.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             logger.debug("sandbox: %s callback to %s failed: %r", job.kind, job.url, exc)
-        if status is not None and 200 <= status < 300:
-            self.sent += 1
-            record = CallbackRecord(job.kind, job.url, job.payload, job.attempt, True, status)
-            self.log.append(record)
-        elif job.attempt < self._attempts:
+        took = asyncio.get_running_loop().time() - started
+        ok = status is not None and 200 <= status < 300
+        if not ok and job.attempt < self._attempts:
             job.attempt += 1
             self._waiting_retry += 1
             self._scheduler.call_later(self._retry_delay, self._retry, job)
+            return
+        if ok:
+            self.sent += 1
         else:
             self.failed += 1
-            self.log.append(
-                CallbackRecord(job.kind, job.url, job.payload, job.attempt, False, status)
-            )
+        record = CallbackRecord(job.kind, job.url, job.payload, job.attempt, ok, status)
+        self.log.append(record)
+        if self.on_finished is not None and job.subject is not None:
+            self.on_finished(job.subject, record, took)
 
     def _retry(self, job: _Job) -> None:
         self._waiting_retry -= 1

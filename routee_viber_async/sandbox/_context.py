@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 
 import attrs
 from aiohttp import web
 
 from .._enums import TemplateCategory, TemplateStatus
 from ._auth import TokenStore
-from ._callbacks import CallbackDispatcher
+from ._callbacks import CallbackDispatcher, CallbackRecord
 from ._delivery import DeliveryEngine
 from ._faults import FaultInjector
+from ._inbox import CallbackView, Changes, Inbox, mask_callback_url
 from ._moderation import Moderator
 from ._options import SandboxOptions
 from ._scheduler import Scheduler
@@ -47,6 +49,7 @@ class Context:
     moderator: Moderator
     delivery: DeliveryEngine
     default_otp_template: TemplateRecord
+    inbox: Inbox
 
 
 CONTEXT_KEY = web.AppKey("routee_sandbox_context", Context)
@@ -85,6 +88,8 @@ def build_context(
     ``no_viber_credentials`` get tokens of the same account without a Viber scope.
     """
     rng = random.Random(options.seed)
+    changes = Changes()
+    inbox = Inbox(changes)
     store = Store()
     own = Sender(options.sender_id, SANDBOX_ACCOUNT, options.sender_name)
     store.add_sender(own)
@@ -101,6 +106,8 @@ def build_context(
         concurrency=options.callback_concurrency,
         log_size=options.callback_log_size,
     )
+    callbacks.on_finished = _show_callbacks_in(inbox)
+    moderation_delay = None if options.moderation == "manual" else options.moderation_delay
     return Context(
         options=options,
         store=store,
@@ -108,7 +115,7 @@ def build_context(
         faults=FaultInjector(options.faults, options.fault_after_accept_share, rng),
         scheduler=scheduler,
         callbacks=callbacks,
-        moderator=Moderator(store, scheduler, callbacks, options.moderation_delay),
+        moderator=Moderator(store, scheduler, callbacks, moderation_delay, changes.bump),
         delivery=DeliveryEngine(
             scheduler,
             callbacks,
@@ -117,9 +124,36 @@ def build_context(
             failed_share=options.failed_share,
             expired_share=options.expired_share,
             ttl_scale=options.ttl_scale,
+            on_change=changes.bump,
         ),
         default_otp_template=_default_otp_template(own),
+        inbox=inbox,
     )
+
+
+def _show_callbacks_in(inbox: Inbox) -> Callable[[str, CallbackRecord, float], None]:
+    """The dispatcher's ``on_finished``: each finished callback shown in the inbox."""
+
+    def show(subject: str, record: CallbackRecord, seconds: float) -> None:
+        payload = record.payload
+        if record.kind == "delivery":
+            status = payload.get("status")
+            event = str(status.get("name", "")) if isinstance(status, dict) else ""
+        else:
+            event = str(payload.get("templateStatus", ""))
+        view = CallbackView(
+            kind=record.kind,
+            url=mask_callback_url(record.url),
+            event=event,
+            ok=record.ok,
+            status=record.status,
+            attempts=record.attempts,
+            latency_ms=seconds * 1000,
+            date=iso_now(),
+        )
+        inbox.note_callback(subject, view)
+
+    return show
 
 
 def context_of(request: web.Request) -> Context:

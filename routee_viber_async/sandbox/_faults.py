@@ -131,6 +131,13 @@ class FaultInjector:
         self.after_accept_share = after_accept_share
         self._table = [(kind, rate) for kind, rate in rates.rates().items() if rate > 0]
 
+    def reset(self) -> None:
+        """No fault from now on: rates off, forced faults dropped, counts back to zero."""
+        self.configure(FaultRates(), self.after_accept_share)
+        self._forced.clear()
+        self.counts.clear()
+        self.after_accept_count = 0
+
     def force(self, kind: FaultKind, *, times: int = 1, after_accept: bool = False) -> None:
         """Make the next ``times`` API requests get ``kind``, ahead of the random draw."""
         if after_accept and kind not in AMBIGUOUS_KINDS:

@@ -30,6 +30,7 @@ from .._validation import (
     check_template_params,
 )
 from ._context import DEFAULT_OTP_TEMPLATE_ID, Context, account_of, context_of, resolve_sender
+from ._inbox import render
 from ._state import MessageRecord, Sender, TemplateRecord
 from ._views import legacy_otp_response, send_response, tracking_view
 from ._wire import (
@@ -138,8 +139,12 @@ def _seq(ctx: Context, body: Mapping[str, Any]) -> int:
     return int(seq)
 
 
-def _accept(ctx: Context, record: MessageRecord) -> None:
+def _accept(
+    ctx: Context, record: MessageRecord, template: TemplateRecord, params: Mapping[str, Any]
+) -> None:
+    """Store and start delivering a send; its text, pin included, goes to the inbox only."""
     ctx.store.add_message(record)
+    ctx.inbox.add(record, render(template, record.template_lang, params))
     ctx.delivery.accept(record)
 
 
@@ -194,7 +199,7 @@ async def send_message(request: web.Request) -> web.Response:
         multiple_singles_message_id=body.get("multipleSinglesMessageId"),
         inbound_url=body.get("inboundUrl"),
     )
-    _accept(ctx, record)
+    _accept(ctx, record, template, params)
     return json_response(send_response(record))
 
 
@@ -282,7 +287,7 @@ async def send_legacy_otp(request: web.Request) -> web.Response:
         label=body.get("label") or "transactional",
         legacy_type=legacy_type.value,
     )
-    _accept(ctx, record)
+    _accept(ctx, record, template, params)
     return json_response(legacy_otp_response(record, ctx.options.application_name, params))
 
 

@@ -9,6 +9,7 @@ PARAM_CONTAINS_URL check). Each decision POSTs seed 001's moderation payload to 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .._enums import TemplateStatus
@@ -59,11 +60,18 @@ class Moderator:
         scheduler: Scheduler,
         callbacks: CallbackDispatcher,
         delay: float | None,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._scheduler = scheduler
         self._callbacks = callbacks
         self._delay = delay
+        self._on_change = on_change
+
+    @property
+    def manual(self) -> bool:
+        """True when templates are decided only by hand (approve/reject)."""
+        return self._delay is None
 
     def submit(self, template: TemplateRecord) -> None:
         """Queue a new template for the automatic decision (unless moderation is manual)."""
@@ -90,4 +98,10 @@ class Moderator:
         template.rejection_reason = reason if status == TemplateStatus.REJECTED else None
         template.updated_at = iso_now()
         if template.callback_url:
-            self._callbacks.post("moderation", template.callback_url, moderation_payload(template))
+            self._callbacks.post(
+                "moderation",
+                template.callback_url,
+                moderation_payload(template),
+                template.template_id,
+            )
+        self._on_change()

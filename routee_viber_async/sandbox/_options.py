@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -52,6 +52,15 @@ class SandboxOptions:
     through ``Sandbox.approve``/``Sandbox.reject``."""
     delivery_delay: float = attrs.field(default=0.3, validator=_non_negative)
     """Time per delivery step (QUEUED → SENT → final status)."""
+    moderation: Literal["auto", "manual"] = attrs.field(
+        default="auto", validator=attrs.validators.in_(("auto", "manual"))
+    )
+    """``manual``: templates stay PENDING_MODERATION until approved or rejected by hand (the
+    inbox's buttons, ``Sandbox.approve``/``reject``), whatever ``moderation_delay`` says."""
+    ui: bool = False
+    """Serve the web inbox at ``/`` (the JSON API under ``/_sandbox/`` is always served)."""
+    allow_remote: bool = False
+    """Allow a ``host`` that is not loopback. Off by default: the inbox shows OTP pins."""
     token_ttl: float = attrs.field(default=3600.0, validator=_positive)
     """Lifetime of an access token (``expires_in`` is its whole seconds)."""
     invalid_token_status: int = attrs.field(default=403, validator=attrs.validators.in_((401, 403)))

@@ -9,23 +9,26 @@ import sys
 import uuid
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TextIO
+from typing import TYPE_CHECKING, Any, Literal, Self, TextIO
 
 import attrs
 from aiohttp import web
 
 from .._enums import DeliveryStatus, MessageKind, TemplateStatus
+from .._validation import is_loopback_host
 from ._app import build_app
 from ._callbacks import CallbackRecord
 from ._context import DEFAULT_OTP_TEMPLATE_ID, Context, build_context
+from ._delivery import Fate, FateChoice
 from ._faults import FaultKind, FaultRates
 from ._options import SandboxOptions
 from ._state import MessageRecord, TemplateRecord
+from ._ui import reset, thread_view
 
 if TYPE_CHECKING:
     from .._auth import ClientCredentials
 
-__all__ = ["Sandbox", "SentMessage", "serve"]
+__all__ = ["InboxMessage", "Sandbox", "SentMessage", "serve"]
 
 
 @attrs.frozen
@@ -67,6 +70,44 @@ class SentMessage:
         )
 
 
+@attrs.frozen
+class InboxMessage:
+    """A message as the inbox shows it: the handset's text (pin included: never in the repr),
+    its status timeline and the delivery callbacks the sandbox POSTed for it."""
+
+    tracking_id: str
+    to: str
+    text: str = attrs.field(repr=False)
+    """The template's text in the send's language with its parameters filled in."""
+    status: DeliveryStatus
+    template_id: str
+    template_lang: str
+    delivery_scope: str
+    seq: int
+    timeline: tuple[tuple[DeliveryStatus, str], ...]
+    """Every status with its date, oldest first."""
+    callbacks: tuple[dict[str, Any], ...]
+    """The finished delivery callbacks, as the JSON API shows them (URL token masked)."""
+    failure_reason: str | None = None
+
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> InboxMessage:
+        """One message of ``GET /_sandbox/inbox`` (or ``/_sandbox/inbox/{to}``)."""
+        return cls(
+            tracking_id=item["trackingId"],
+            to=item["to"],
+            text=item["text"],
+            status=DeliveryStatus(item["status"]),
+            template_id=item["templateId"],
+            template_lang=item["templateLang"],
+            delivery_scope=item["deliveryScope"],
+            seq=item["seq"],
+            timeline=tuple((DeliveryStatus(t["status"]), t["date"]) for t in item["timeline"]),
+            callbacks=tuple(item["callbacks"]),
+            failure_reason=item.get("failureReason"),
+        )
+
+
 class Sandbox:
     """A local emulator of Routee's Viber API, on a free loopback port.
 
@@ -93,6 +134,9 @@ class Sandbox:
         port: int = 0,
         moderation_delay: float | None = 0.2,
         delivery_delay: float = 0.3,
+        moderation: Literal["auto", "manual"] = "auto",
+        ui: bool = False,
+        allow_remote: bool = False,
         token_ttl: float = 3600.0,
         invalid_token_status: int = 403,
         legacy_invalid_token_status: int = 401,
@@ -123,6 +167,9 @@ class Sandbox:
             port=port,
             moderation_delay=moderation_delay,
             delivery_delay=delivery_delay,
+            moderation=moderation,
+            ui=ui,
+            allow_remote=allow_remote,
             token_ttl=token_ttl,
             invalid_token_status=invalid_token_status,
             legacy_invalid_token_status=legacy_invalid_token_status,
@@ -176,10 +223,11 @@ class Sandbox:
             raise RuntimeError("this Sandbox is closed; create a new one")
         if self._runner is not None:
             return self
+        if not self.options.allow_remote:
+            await _refuse_remote(self.options.host)
+        app = build_app(self._ctx)
         await self._ctx.callbacks.start()
-        runner = web.AppRunner(
-            build_app(self._ctx), access_log=None, handle_signals=False, shutdown_timeout=0.5
-        )
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         try:
             await runner.setup()
             site = web.TCPSite(runner, self.options.host, self.options.port)
@@ -236,6 +284,11 @@ class Sandbox:
         if self._base_url is None:
             raise RuntimeError("the sandbox is not started; use `async with Sandbox() as sb`")
         return self._base_url
+
+    @property
+    def inbox_url(self) -> str:
+        """The web inbox (``{base_url}/``; served with ``ui=True``)."""
+        return f"{self.base_url}/"
 
     @property
     def auth_url(self) -> str:
@@ -319,7 +372,48 @@ class Sandbox:
         )
         self._ctx.faults.configure(rates, share)
 
+    def set_fate(
+        self,
+        fate: Fate | str,
+        *,
+        to: str | None = None,
+        reason: str | None = None,
+        count: int = 1,
+    ) -> None:
+        """Choose what happens to later messages: ``delivered``, ``seen``, ``failed`` (with
+        ``reason``), ``expired`` or ``never_delivered``.
+
+        With ``to``, every later message to that recipient (until :meth:`clear_fates`);
+        otherwise the next ``count`` messages.
+        """
+        choice = FateChoice(Fate(fate), reason if Fate(fate) is Fate.FAILED else None)
+        if to is not None:
+            self._ctx.delivery.fates.for_recipient(to, choice)
+        else:
+            self._ctx.delivery.fates.for_next(choice, count)
+        self._ctx.inbox.changes.bump()
+
+    def clear_fates(self, to: str | None = None) -> None:
+        """Forget the fate chosen for ``to``, or every chosen fate."""
+        if to is None:
+            self._ctx.delivery.fates.clear()
+        else:
+            self._ctx.delivery.fates.for_recipient(to, None)
+        self._ctx.inbox.changes.bump()
+
+    def reset(self) -> None:
+        """Forget every message, callback, chosen fate and fault; templates and tokens stay."""
+        reset(self._ctx)
+
     # -- inspection ----------------------------------------------------------------------------
+
+    def inbox(self, to: str) -> list[InboxMessage]:
+        """The messages sent to ``to`` as the handset shows them, newest first.
+
+        The same data as ``GET /_sandbox/inbox/{to}``; the texts hold the pins.
+        """
+        thread = thread_view(self._ctx, to)
+        return [InboxMessage.from_json(item) for item in thread["messages"]]
 
     @property
     def messages(self) -> list[SentMessage]:
@@ -395,6 +489,8 @@ async def serve(
     sandbox._ctx.store.templates.setdefault(builtin.template_id, builtin)
     async with sandbox as sb:
         print(f"Routee sandbox listening on {sb.base_url}", file=stream)
+        if sb.options.ui:
+            print(f"  inbox:               {sb.inbox_url}", file=stream)
         print(f"  base URL:            {sb.base_url}", file=stream)
         print(f"  auth URL:            {sb.auth_url}", file=stream)
         print(f"  application id:      {sb.credentials.application_id}", file=stream)
@@ -411,6 +507,26 @@ async def serve(
         print(f"  export ROUTEE_OTP_TEMPLATE_ID={sb.default_otp_template_id}", file=stream)
         print("Press Ctrl+C to stop.", file=stream, flush=True)
         await asyncio.Event().wait()
+
+
+async def _refuse_remote(host: str) -> None:
+    """Raise ``ValueError`` unless ``host`` is, or resolves only to, loopback addresses.
+
+    A name that does not resolve is let through: binding then fails with its own message.
+    """
+    if is_loopback_host(host):
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError:
+        return
+    addresses = {info[4][0] for info in infos}
+    if addresses and all(is_loopback_host(str(address)) for address in addresses):
+        return
+    raise ValueError(
+        f"refusing to serve the sandbox on {host}: it is not a loopback address, and the "
+        "inbox shows OTP pins; pass allow_remote=True (--allow-remote) to serve it there"
+    )
 
 
 def _cannot_listen(host: str, port: int, error: OSError) -> OSError:

@@ -136,6 +136,12 @@ class MessageRecord:
     """The final status this message is heading for."""
     deadline: float | None = None
     """Loop time at which the ttl runs out."""
+    failure_reason: str | None = None
+    """Why a message chosen to fail failed (shown in the inbox; not on the wire)."""
+    history: list[tuple[DeliveryStatus, str]] = attrs.Factory(list)
+    """Every status the message had, with its date, oldest first."""
+    generation: int = 0
+    """The delivery engine's generation at acceptance (a reset starts a new one)."""
 
 
 class Store:
@@ -177,3 +183,9 @@ class Store:
     def add_message(self, record: MessageRecord) -> None:
         """Store an accepted message."""
         self.messages[record.tracking_id] = record
+
+    def clear_messages(self) -> None:
+        """Forget every accepted message and the ``seq`` bookkeeping (templates stay)."""
+        self.messages.clear()
+        self.duplicate_seq_count = 0
+        self._supplied_seqs.clear()

@@ -110,6 +110,7 @@ async def create_template(request: web.Request) -> web.Response:
     )
     ctx.store.templates[template.template_id] = template
     ctx.moderator.submit(template)
+    ctx.inbox.changes.bump()
     return json_response(template.to_wire())
 
 
@@ -228,6 +229,7 @@ async def delete_template(request: web.Request) -> web.Response:
     ctx = context_of(request)
     template = _own_template(ctx, request)
     del ctx.store.templates[template.template_id]
+    ctx.inbox.changes.bump()
     return json_response(
         {"templateId": template.template_id, "status": "DELETED", "message": "Template deleted"}
     )

@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._enums import MessageKind
+from ._inbox import CallbackView
 from ._state import MessageRecord
 
 __all__ = [
     "UNKNOWN_COUNTRY",
     "country_of",
     "delivery_callback",
+    "inbox_view",
     "inspection_view",
     "legacy_otp_response",
     "send_response",
@@ -209,3 +211,16 @@ def inspection_view(record: MessageRecord) -> dict[str, Any]:
         "statusDate": record.status_date,
         "createdAt": record.created_at,
     }
+
+
+def inbox_view(record: MessageRecord, text: str, callbacks: list[CallbackView]) -> dict[str, Any]:
+    """One message of the inbox's JSON API: as the handset shows it (``text``, pin included),
+    with its identifiers, status timeline and finished delivery callbacks."""
+    view = inspection_view(record)
+    view["text"] = text
+    view["from"] = record.sender_name
+    view["label"] = record.label
+    view["failureReason"] = record.failure_reason
+    view["timeline"] = [{"status": status.value, "date": date} for status, date in record.history]
+    view["callbacks"] = [callback.to_json() for callback in callbacks]
+    return view
