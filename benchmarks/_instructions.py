@@ -49,6 +49,9 @@ from ._server import APP_ID, APP_SECRET
 
 __all__ = ["InstructionsResult", "run_instructions", "valgrind_available"]
 
+# Under valgrind every answer takes many times longer: the SDK waits as long as aiohttp's own
+# default (what the raw loop has), not its usual 10 s.
+_TIMEOUT = 300.0
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
@@ -167,6 +170,7 @@ async def _child(mode: str, n: int, base_url: str, concurrency: int, variant: st
             base_url=api_url,
             auth_url=auth_url,
             max_concurrency=concurrency,
+            timeout=_TIMEOUT,
             retry=RetryPolicy(
                 initial_backoff=FLAKY_INITIAL_BACKOFF, max_backoff=FLAKY_MAX_BACKOFF, budget=None
             ),
@@ -198,6 +202,7 @@ async def _fanout_child(mode: str, n: int, base_url: str, concurrency: int) -> N
             base_url=base_url,
             auth_url=auth_url,
             max_concurrency=concurrency,
+            timeout=_TIMEOUT,
         ) as client:
             await client.messages.send(message(n))
             _settle_heap()
