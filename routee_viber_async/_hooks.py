@@ -299,14 +299,14 @@ class HookDispatcher:
             exc_info=True,
         )
 
-    def _started(self, name: str, hooks: _Bound, event: object) -> list[Any]:
-        states = []
+    def _started(self, name: str, hooks: _Bound, event: object) -> dict[int, Any]:
+        """Call each hook's ``name``; their states by hook (by ``id``), for the ``*_ended``."""
+        states = {}
         for hook, method in hooks:
             try:
-                states.append(method(event))
+                states[id(hook)] = method(event)
             except Exception:
                 self._failed(hook, name)
-                states.append(None)
         return states
 
     def _ended(
@@ -314,22 +314,24 @@ class HookDispatcher:
         name: str,
         hooks: _Bound,
         event: object,
-        states: list[Any],
+        states: dict[int, Any],
         error: BaseException | None,
     ) -> None:
         # In the reverse order of the starts: a hook that entered a context leaves it last.
-        for (hook, method), state in zip(reversed(hooks), reversed(states), strict=True):
+        for hook, method in reversed(hooks):
             try:
-                method(event, state, error)
+                method(event, states.get(id(hook)), error)
             except Exception:
                 self._failed(hook, name)
 
     # -- calls --------------------------------------------------------------------------------
 
-    def call_started(self, call: CallEvent) -> list[Any]:
+    def call_started(self, call: CallEvent) -> dict[int, Any]:
         return self._started("call_started", self._call_started, call)
 
-    def call_ended(self, call: CallEvent, states: list[Any], error: BaseException | None) -> None:
+    def call_ended(
+        self, call: CallEvent, states: dict[int, Any], error: BaseException | None
+    ) -> None:
         call.duration = _clock() - call.started
         if error is not None and call.attempts is None:
             call.attempts = getattr(error, "attempts", None)
@@ -339,11 +341,11 @@ class HookDispatcher:
 
     # -- attempts -----------------------------------------------------------------------------
 
-    def attempt_started(self, attempt: AttemptEvent) -> list[Any]:
+    def attempt_started(self, attempt: AttemptEvent) -> dict[int, Any]:
         return self._started("attempt_started", self._attempt_started, attempt)
 
     def attempt_ended(
-        self, attempt: AttemptEvent, states: list[Any], error: BaseException | None
+        self, attempt: AttemptEvent, states: dict[int, Any], error: BaseException | None
     ) -> None:
         attempt.duration = _clock() - attempt.started
         if error is not None:
@@ -361,11 +363,11 @@ class HookDispatcher:
 
     # -- tokens and limits --------------------------------------------------------------------
 
-    def token_fetch_started(self, fetch: TokenFetchEvent) -> list[Any]:
+    def token_fetch_started(self, fetch: TokenFetchEvent) -> dict[int, Any]:
         return self._started("token_fetch_started", self._token_fetch_started, fetch)
 
     def token_fetch_ended(
-        self, fetch: TokenFetchEvent, states: list[Any], error: BaseException | None
+        self, fetch: TokenFetchEvent, states: dict[int, Any], error: BaseException | None
     ) -> None:
         fetch.duration = _clock() - fetch.started
         if error is not None:
