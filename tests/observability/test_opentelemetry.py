@@ -221,3 +221,28 @@ async def test_a_sends_log_records_carry_its_seq_tracking_id_and_trace_ids(
         assert record.span_id == format(call.context.span_id, "016x")  # type: ignore[attr-defined]
     assert accepted[0].tracking_id == result.tracking_id  # type: ignore[attr-defined]
     assert PIN not in caplog.text
+
+
+async def test_a_sampled_out_call_has_no_attempt_spans_but_its_metrics(
+    sandbox: Sandbox, template: Template, make_client: MakeClient
+) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider(sampler=ALWAYS_OFF)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    unsampled = Telemetry(tracer_provider, MeterProvider(metric_readers=[reader]), exporter, reader)
+    client = make_client(hooks=[unsampled.hooks()])
+    await client.messages.send(otp(sandbox, template))
+
+    assert unsampled.spans() == []
+    assert unsampled.sends() == {"ok": 1}
+    assert [p.count for p in unsampled.points("http.client.request.duration")] == [1]
+    tracer_provider.shutdown()
+    unsampled.meter_provider.shutdown()
