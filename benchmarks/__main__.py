@@ -10,6 +10,7 @@
     python -m benchmarks --markdown out.md
     python -m benchmarks --only sendmany       # the send-many command (issue 19)
     python -m benchmarks --only inbox          # sandbox throughput with the inbox open (issue 24)
+    python -m benchmarks --only hooks --rounds 8 --n 1000   # hooks' cost over HTTPS (issue 21)
 
 The server is one separate process for the whole run. send_many runs in child processes: one
 per contender and size for memory, and for throughput one per hash seed in which both
@@ -37,6 +38,7 @@ import routee_viber_async
 from ._common import server_process, warm_allocator
 from ._cpu import CpuResult, run_cpu
 from ._fanout import FanoutResult, InterleavedResult, run_fanout, run_interleaved
+from ._hooks_cost import run_hooks_cost
 from ._https import HttpsResult, run_https, tls_files
 from ._inbox import run_inbox
 from ._instructions import InstructionsResult, run_instructions, valgrind_available
@@ -48,7 +50,18 @@ from ._storm import StormResult, run_storm
 FanoutFigures = tuple[FanoutResult, FanoutResult, InterleavedResult | None]
 
 
-_ALL = ("cpu", "https", "retry", "instructions", "fanout", "storm", "redis", "sendmany", "inbox")
+_ALL = (
+    "cpu",
+    "https",
+    "hooks",
+    "retry",
+    "instructions",
+    "fanout",
+    "storm",
+    "redis",
+    "sendmany",
+    "inbox",
+)
 
 
 def _parse() -> argparse.Namespace:
@@ -360,6 +373,13 @@ def main() -> None:
                 f"https: SDK {https.cpu.sdk_us:.1f} µs, raw {https.cpu.raw_us:.1f} µs, "
                 f"ratio {https.cpu.ratio:.3f}; peak RSS {rss}"
             )
+        if "hooks" in selected:
+            with tls_files() as files, server_process(files.chain) as tls_server:
+                hooks_cost = run_hooks_cost(
+                    tls_server, files.ca, n=args.n, rounds=args.rounds, concurrency=args.concurrency
+                )
+            for line in hooks_cost.lines():
+                note(f"hooks over HTTPS: {line}")
         if "retry" in selected:
             retry = asyncio.run(
                 run_cpu(

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         WaitTimeoutError,
         outcome_unknown,
     )
+    from ._hooks import AttemptEvent, CallEvent, Hooks, RetryEvent, TokenFetchEvent
     from ._masking import secret_params, set_secret_params
     from ._ratelimit import RateLimiter, RateLimiterUnavailableError
     from ._requests import (
@@ -77,7 +78,9 @@ if TYPE_CHECKING:
 __all__ = [
     "APIStatusError",
     "AccessToken",
+    "AttemptEvent",
     "AuthenticationError",
+    "CallEvent",
     "CallbackStatus",
     "ClientClosedError",
     "ClientCredentials",
@@ -89,6 +92,7 @@ __all__ = [
     "DeliveryCallback",
     "DeliveryScope",
     "DeliveryStatus",
+    "Hooks",
     "InvalidResponseError",
     "Label",
     "LegacyOtp",
@@ -106,6 +110,7 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseTooLargeError",
     "RetryBudget",
+    "RetryEvent",
     "RetryPolicy",
     "RouteeError",
     "RouteeViberClient",
@@ -123,6 +128,7 @@ __all__ = [
     "TemplateParam",
     "TemplateStatus",
     "TemplatesResource",
+    "TokenFetchEvent",
     "TokenProvider",
     "TrackingRecord",
     "TrackingResource",
@@ -147,6 +153,7 @@ _SOURCES = (
     "_config",
     "_enums",
     "_errors",
+    "_hooks",
     "_masking",
     "_ratelimit",
     "_requests",

@@ -36,6 +36,7 @@ from ._errors import (
     ServerError,
     TransportError,
 )
+from ._hooks import HookDispatcher, TokenFetchEvent, public_url, url_parts
 from ._masking import MASK
 from ._retry import bare_path, parse_retry_after, transport_error_from
 
@@ -297,6 +298,7 @@ class TokenManager:
         "_rejected",
         "auth_url",
         "fetches",
+        "hooks",
         "margin_fraction",
         "min_margin",
         "provider",
@@ -311,9 +313,11 @@ class TokenManager:
         *,
         min_margin: float = 30.0,
         margin_fraction: float = 0.1,
+        hooks: HookDispatcher | None = None,
     ) -> None:
         self.provider = provider
         self.auth_url = auth_url
+        self.hooks = hooks  # told of each fetch
         self.min_margin = min_margin
         self.margin_fraction = margin_fraction
         self.token: AccessToken | None = None
@@ -403,6 +407,39 @@ class TokenManager:
     ) -> AccessToken:
         previous = self.token
         self.fetches += 1
+        hooks = self.hooks
+        if hooks is not None:
+            reason = "initial" if previous is None else "refresh" if stale is None else "refused"
+            return await self._fetch_observed(hooks, http, stale=stale, reason=reason)
+        return await self._fetch_once(http, stale=stale, previous=previous)
+
+    async def _fetch_observed(
+        self,
+        hooks: HookDispatcher,
+        http: aiohttp.ClientSession,
+        *,
+        stale: AccessToken | None,
+        reason: str,
+    ) -> AccessToken:
+        """:meth:`_fetch_once`, its start and end told to the hooks (no credential in them)."""
+        _, host, port = url_parts(self.auth_url)
+        fetch = TokenFetchEvent(public_url(self.auth_url), host, port, reason)
+        states = hooks.token_fetch_started(fetch)
+        try:
+            token = await self._fetch_once(http, stale=stale, previous=self.token)
+        except BaseException as exc:
+            hooks.token_fetch_ended(fetch, states, exc)
+            raise
+        hooks.token_fetch_ended(fetch, states, None)
+        return token
+
+    async def _fetch_once(
+        self,
+        http: aiohttp.ClientSession,
+        *,
+        stale: AccessToken | None,
+        previous: AccessToken | None,
+    ) -> AccessToken:
         try:
             token = await self.provider.fetch_token(http, self.auth_url)
         except RouteeError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from functools import cached_property
 from ssl import SSLContext, create_default_context
 from types import TracebackType
@@ -15,6 +16,7 @@ import aiohttp
 from ._auth import ClientCredentials, StaticToken, TokenProvider
 from ._config import RetryPolicy
 from ._errors import ConfigurationError, routee_status_error
+from ._hooks import as_dispatcher
 from ._ratelimit import RateLimiter, as_rate_limiter
 from ._transport import DEFAULT_MAX_RESPONSE_SIZE, Transport
 from ._validation import is_loopback_host
@@ -149,6 +151,11 @@ class RouteeViberClient:
         in this process) or a :class:`RateLimiter` (for example
         ``integrations.redis.RedisRateLimiter``, one limit shared by every process). A 429's
         ``Retry-After`` pauses it, so every caller waits, not only the refused one.
+    hooks = ``None``
+        Objects told of each SDK call and each HTTP attempt (see :class:`Hooks`), such as
+        ``integrations.opentelemetry.OpenTelemetryHooks()`` (traces and metrics) or
+        ``integrations.prometheus.PrometheusHooks()``. They run in the call's task; one that
+        raises is logged once and ignored. Without hooks, the client does no hook work.
 
     Which template parameters are secret (masked everywhere, scrubbed from server text) is
     the process-wide :func:`set_secret_params` (default ``{"pin"}``).
@@ -168,6 +175,7 @@ class RouteeViberClient:
         ssl: SSLContext | str | os.PathLike[str] | bool = True,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         rate_limiter: float | RateLimiter | None = None,
+        hooks: Iterable[object] | None = None,
     ) -> None:
         if not isinstance(credentials, TokenProvider):
             raise TypeError(
@@ -200,6 +208,7 @@ class RouteeViberClient:
             ssl_context=ssl_context,
             max_response_size=max_response_size,
             rate_limiter=as_rate_limiter(rate_limiter, "rate_limiter"),
+            hooks=as_dispatcher(hooks),
         )
 
     @classmethod

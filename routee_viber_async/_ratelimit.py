@@ -25,6 +25,7 @@ from ._validation import check_positive_number, raise_if
 
 __all__ = [
     "LocalRateLimiter",
+    "acquire_observed",
     "RateLimiter",
     "RateLimiterUnavailableError",
     "as_rate_limiter",
@@ -91,6 +92,14 @@ async def sleep_out_pause(paused_until: Callable[[], float]) -> None:
     while wait > 0:
         await asyncio.sleep(wait)
         wait = paused_until() - time.monotonic()
+
+
+async def acquire_observed(limiter: RateLimiter, waited: Callable[[float], None]) -> None:
+    """``await limiter.acquire()``, then tell ``waited`` how many seconds that took (the
+    hooks' ``rate_limit_waited``, which feeds ``routee_rate_limit_wait_seconds``)."""
+    started = time.perf_counter()
+    await limiter.acquire()
+    waited(time.perf_counter() - started)
 
 
 def as_rate_limiter(value: object, field: str) -> RateLimiter | None:

@@ -42,6 +42,7 @@ from ._errors import (
     outcome_unknown,
     parse_retry_after,
 )
+from ._hooks import HookDispatcher, RetryEvent
 
 __all__ = [
     "RETRYABLE_STATUSES",
@@ -232,7 +233,7 @@ Attempt = Callable[[int, float | None], Awaitable[tuple[Any, int]]]
 class Retrier:
     """The retry settings of one transport view: its policy, the shared quota, the sleep."""
 
-    __slots__ = ("closed", "policy", "quota", "sleep")
+    __slots__ = ("closed", "hooks", "policy", "quota", "sleep")
 
     def __init__(
         self,
@@ -241,7 +242,9 @@ class Retrier:
         *,
         sleep: Callable[[float], Awaitable[None]],
         closed: Callable[[], bool],
+        hooks: HookDispatcher | None = None,
     ) -> None:
+        self.hooks = hooks  # told of each retry scheduled
         self.policy = policy
         self.quota = quota if policy.budget is not None else None
         self.sleep = sleep
@@ -405,8 +408,19 @@ class _RetriedCall:
         """tenacity's ``before_sleep``: one INFO record per retry; let go of the failure's
         tracebacks, which would keep the failed try's frames alive through the sleep."""
         _drop_tracebacks(_failure(state))
+        decision = self.decision
+        hooks = self.retrier.hooks
+        if hooks is not None:
+            hooks.retry_scheduled(
+                RetryEvent(
+                    self.method,
+                    self.path,
+                    state.upcoming_sleep,
+                    decision.reason if decision is not None else "error",
+                    state.attempt_number,
+                )
+            )
         if logger.isEnabledFor(logging.INFO):
-            decision = self.decision
             logger.info(
                 "retrying %s %s in %.3fs: try %d of %d failed (%s)",
                 self.method,

@@ -45,7 +45,8 @@ from ._errors import (
     error_body,
     scrub_error,
 )
-from ._ratelimit import RateLimiter, pause_on_429
+from ._hooks import AttemptEvent, HookDispatcher, url_parts
+from ._ratelimit import RateLimiter, acquire_observed, pause_on_429
 from ._retry import Retrier, RetryQuota, transport_error_from
 from ._version import __version__
 
@@ -155,6 +156,7 @@ class _Shared:
         "header_token",
         "headers_json",
         "headers_plain",
+        "hooks",
         "make_status_error",
         "max_concurrency",
         "max_response_size",
@@ -162,11 +164,14 @@ class _Shared:
         "quota",
         "rate_limiter",
         "semaphore",
+        "server_address",
+        "server_port",
         "session",
         "session_timeout",
         "sleepers",
         "ssl_context",
         "tokens",
+        "url_origin",
         "user_agent",
     )
 
@@ -185,8 +190,12 @@ class _Shared:
         max_response_size: int,
         make_status_error: StatusErrorFactory,
         rate_limiter: RateLimiter | None,
+        hooks: HookDispatcher | None,
     ) -> None:
         self.rate_limiter = rate_limiter  # acquired before every HTTP request
+        self.hooks = hooks  # None without hooks: the one check on the hot path
+        # What an attempt's hooks are told of the URL: no credentials, no query string.
+        self.url_origin, self.server_address, self.server_port = url_parts(base_url)
         self.tokens = tokens
         self.max_response_size = max_response_size
         self.make_status_error = make_status_error
@@ -297,6 +306,7 @@ class Transport:
         ssl_context: SSLContext | bool = True,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         rate_limiter: RateLimiter | None = None,
+        hooks: HookDispatcher | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -309,7 +319,7 @@ class Transport:
             raise ValueError(f"max_response_size must be >= 1 byte, got {max_response_size}")
         client_timeout = _as_timeout(timeout)
         self._shared = _Shared(
-            tokens=TokenManager(token_provider, auth_url),
+            tokens=TokenManager(token_provider, auth_url, hooks=hooks),
             base_url=base_url.rstrip("/"),
             max_concurrency=max_concurrency,
             session=session,
@@ -321,6 +331,7 @@ class Transport:
             max_response_size=max_response_size,
             make_status_error=make_status_error,
             rate_limiter=rate_limiter,
+            hooks=hooks,
         )
         self._configure(retry, client_timeout, is_view=False)
 
@@ -330,7 +341,9 @@ class Transport:
         shared = self._shared
         self._retry = retry
         self._timeout = timeout
-        self._retrier = Retrier(retry, shared.quota, sleep=shared.sleep, closed=shared.is_closed)
+        self._retrier = Retrier(
+            retry, shared.quota, sleep=shared.sleep, closed=shared.is_closed, hooks=shared.hooks
+        )
         self._is_view = is_view
 
     # -- public API ---------------------------------------------------------------------------
@@ -359,6 +372,11 @@ class Transport:
     def auth_url(self) -> str:
         """The token endpoint given to the token provider."""
         return self._shared.tokens.auth_url
+
+    @property
+    def hooks(self) -> HookDispatcher | None:
+        """The client's hooks (None without any): resources tell them of each call."""
+        return self._shared.hooks
 
     @property
     def max_concurrency(self) -> int:
@@ -529,11 +547,15 @@ class Transport:
 
     async def _rate_limited(self, sent: int) -> None:
         """Wait for the client's rate limiter, if it has one (every HTTP request counts)."""
-        limiter = self._shared.rate_limiter
+        shared = self._shared
+        limiter = shared.rate_limiter
         if limiter is None:
             return
         try:
-            await limiter.acquire()
+            if shared.hooks is None:
+                await limiter.acquire()
+            else:
+                await acquire_observed(limiter, shared.hooks.rate_limit_waited)
         except RouteeError as exc:  # a shared limiter out of reach: nothing of it was sent
             exc.attempts = sent
             exc.nothing_sent = True
@@ -570,30 +592,12 @@ class Transport:
         shared = self._shared
         debug_started = _monotonic() if logger.isEnabledFor(logging.DEBUG) else None
         async with shared.semaphore:
-            session = shared.session
-            if shared.closed or session is None:
-                raise _TransportClosedError(call.method, call.path)
-            failure = None
-            try:
-                # The headers are taken once the slot is ours: a call that queued while another
-                # one replaced a refused token goes out with the new token, not into a 401.
-                # No local holds them: a traceback's frames (which error trackers record with
-                # their locals) must not carry the Authorization header.
-                async with session.request(
-                    call.method,
-                    call.url,
-                    params=call.params,
-                    data=call.body,
-                    headers=shared.headers_plain if call.body is None else shared.headers_json,
-                    timeout=timeout,
-                    allow_redirects=False,
-                ) as resp:
-                    raw = await _read_capped(resp, shared.max_response_size, call.method, call.path)
-                    status, headers = resp.status, resp.headers
-            except (aiohttp.ClientError, OSError) as exc:
-                failure = self._failed(exc, call, number, debug_started)
-            if failure is not None:  # raised here: aiohttp's error must not be its context
-                raise failure
+            if shared.hooks is None:
+                status, headers, raw = await self._http(call, timeout, number, debug_started)
+            else:
+                status, headers, raw = await self._http_observed(
+                    shared.hooks, call, timeout, number, debug_started
+                )
         if debug_started is not None:
             logger.debug(
                 "%s %s -> %d (attempt %d, %.1f ms)",
@@ -606,6 +610,65 @@ class Transport:
         if 200 <= status < 300:
             return self._decoded(status, headers, raw, call)
         raise shared.make_status_error(status, raw, headers, call.method, call.path)
+
+    async def _http(
+        self,
+        call: _Call,
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's per-request timeout)
+        number: int,
+        debug_started: float | None,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """The HTTP request itself (the caller holds a slot): status, headers, raw body."""
+        shared = self._shared
+        session = shared.session
+        if shared.closed or session is None:
+            raise _TransportClosedError(call.method, call.path)
+        try:
+            # The headers are taken once the slot is ours: a call that queued while another
+            # one replaced a refused token goes out with the new token, not into a 401.
+            # No local holds them: a traceback's frames (which error trackers record with
+            # their locals) must not carry the Authorization header.
+            async with session.request(
+                call.method,
+                call.url,
+                params=call.params,
+                data=call.body,
+                headers=shared.headers_plain if call.body is None else shared.headers_json,
+                timeout=timeout,
+                allow_redirects=False,
+            ) as resp:
+                raw = await _read_capped(resp, shared.max_response_size, call.method, call.path)
+                return resp.status, resp.headers, raw
+        except (aiohttp.ClientError, OSError) as exc:
+            failure = self._failed(exc, call, number, debug_started)
+        raise failure  # here: aiohttp's error must not be its context
+
+    async def _http_observed(
+        self,
+        hooks: HookDispatcher,
+        call: _Call,
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's per-request timeout)
+        number: int,
+        debug_started: float | None,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """:meth:`_http`, its start and end told to the hooks."""
+        shared = self._shared
+        attempt = AttemptEvent(
+            call.method,
+            shared.url_origin + call.path.partition("?")[0],
+            shared.server_address,
+            shared.server_port,
+            number,
+        )
+        states = hooks.attempt_started(attempt)
+        try:
+            answer = await self._http(call, timeout, number, debug_started)
+        except BaseException as exc:
+            hooks.attempt_ended(attempt, states, exc)
+            raise
+        attempt.status = answer[0]
+        hooks.attempt_ended(attempt, states, None)
+        return answer
 
     @staticmethod
     def _decoded(status: int, headers: Mapping[str, str], raw: bytes, call: _Call) -> Any:

@@ -21,6 +21,8 @@ CONTRACT = {
     "ValidationError", "AuthenticationError", "PermissionDeniedError", "NotFoundError",
     "UnprocessableError", "RateLimitError", "ServerError", "TransportError", "TokenProvider",
 }  # fmt: skip
+#: The observability hooks protocol (issue 21): the base class and the events its methods get.
+HOOKS = {"Hooks", "CallEvent", "AttemptEvent", "RetryEvent", "TokenFetchEvent"}
 
 
 def test_all_is_sorted_and_unique() -> None:
@@ -32,7 +34,7 @@ def test_all_is_sorted_and_unique() -> None:
 def test_all_names_import_and_contract_is_covered() -> None:
     for name in routee_viber_async.__all__:
         assert getattr(routee_viber_async, name) is not None
-    assert set(routee_viber_async.__all__) >= CONTRACT
+    assert set(routee_viber_async.__all__) >= CONTRACT | HOOKS
 
 
 def test_every_public_class_reports_the_package_as_its_module() -> None:

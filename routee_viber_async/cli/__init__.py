@@ -206,6 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
         "either way: nothing is deduplicated)",
     )
 
+    many.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="P",
+        help="serve Prometheus metrics on http://HOST:P/metrics while the run lasts (needs the "
+        "prometheus extra; 0 picks a free port, printed at the start)",
+    )
+    many.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="the interface of --metrics-port (default %(default)s; 0.0.0.0 for all)",
+    )
+
     send = commands.add_parser("send", parents=common, help="send one template message")
     send.add_argument("--sender", required=True, help="senderInfoTrackingId")
     send.add_argument("--to", required=True, help="recipient, E.164 (+30...)")
@@ -344,6 +359,8 @@ async def _run(args: argparse.Namespace) -> int:
             retry_failed=args.retry_failed,
             max_failures=args.max_failures,
             allow_duplicates=args.allow_duplicates,
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
         )
         return await job.run(client_factory)
     from ._commands import run_command

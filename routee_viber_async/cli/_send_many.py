@@ -111,6 +111,8 @@ class SendMany:
     retry_failed: bool = False
     max_failures: int = DEFAULT_MAX_FAILURES
     allow_duplicates: bool = False
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     @property
     def journal_path(self) -> Path:
@@ -166,18 +168,58 @@ class SendMany:
     ) -> int:
         retry = RetryPolicy(retry_ambiguous_sends=False)
         stop = _StopSignal()
-        # Installed until the client is closed: a Ctrl-C that came after the sends but
-        # before the close would otherwise raise KeyboardInterrupt in the middle of it and
-        # leave its connections open.
-        with stop.installed():
-            async with client_factory(retry=retry, max_concurrency=self.concurrency) as client:
-                template = await stop.before_sending(self._preflight_template(client))
-                snapshot, total = self._check_rows(template, err)
-                journal = self._open_journal(snapshot.sha256)
-                try:
-                    return await self._send(client, template, journal, snapshot, total, stop, err)
-                finally:
-                    journal.close()
+        async with contextlib.AsyncExitStack() as exits:
+            hooks = await self._serve_metrics(exits, err)
+            # Installed until the client is closed: a Ctrl-C that came after the sends but
+            # before the close would otherwise raise KeyboardInterrupt in the middle of it and
+            # leave its connections open.
+            with stop.installed():
+                return await self._run_client(client_factory, retry, hooks, stop, err)
+
+    async def _serve_metrics(self, exits: contextlib.AsyncExitStack, err: IO[str]) -> list[object]:
+        """With ``--metrics-port``: serve the run's Prometheus metrics; the hooks feeding them."""
+        if self.metrics_port is None:
+            return []
+        try:
+            from prometheus_client import CollectorRegistry
+
+            from ..integrations.prometheus import PrometheusHooks, serve_metrics
+        except ImportError:
+            raise UsageError(
+                "--metrics-port needs prometheus-client: "
+                "pip install 'routee-viber-async[prometheus]'"
+            ) from None
+        registry = CollectorRegistry()
+        try:
+            server = await exits.enter_async_context(
+                serve_metrics(self.metrics_port, host=self.metrics_host, registry=registry)
+            )
+        except OSError as exc:
+            raise UsageError(
+                f"--metrics-port {self.metrics_port}: cannot listen ({exc.strerror or exc})"
+            ) from None
+        print(f"routee-viber send-many: metrics on {server.url}", file=err, flush=True)
+        return [PrometheusHooks(registry)]
+
+    async def _run_client(
+        self,
+        client_factory: Callable[..., RouteeViberClient],
+        retry: RetryPolicy,
+        hooks: list[object],
+        stop: _StopSignal,
+        err: IO[str],
+    ) -> int:
+        options: dict[str, object] = {"retry": retry, "max_concurrency": self.concurrency}
+        if hooks:
+            options["hooks"] = hooks
+        async with client_factory(**options) as client:
+            template = await stop.before_sending(self._preflight_template(client))
+            snapshot, total = self._check_rows(template, err)
+            journal = self._open_journal(snapshot.sha256)
+            try:
+                return await self._send(client, template, journal, snapshot, total, stop, err)
+            finally:
+                journal.close()
 
     async def _preflight_template(self, client: RouteeViberClient) -> Template:
         try:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._errors import RouteeError, ValidationError, outcome_unknown
-from .._ratelimit import RateLimiter, fanout_limiter
+from .._ratelimit import RateLimiter, acquire_observed, fanout_limiter
 from .._requests import SendMessage
 from .._responses import SendResult, Template
 from .._seq import next_seq
@@ -142,8 +142,10 @@ class SendManyIterator:
         concurrency: int,
         limiter: RateLimiter | None,
         template: Template | None,
+        *,
+        rate_waited: Callable[[float], None] | None = None,
     ) -> None:
-        self._pump = _Pump(send, messages, concurrency, limiter, template)
+        self._pump = _Pump(send, messages, concurrency, limiter, template, rate_waited)
 
     def __aiter__(self) -> SendManyIterator:
         return self
@@ -233,6 +235,7 @@ class _Pump:
         "loop",
         "messages",
         "paused",
+        "rate_waited",
         "ready",
         "room",
         "send",
@@ -249,8 +252,10 @@ class _Pump:
         concurrency: int,
         limiter: RateLimiter | None,
         template: Template | None,
+        rate_waited: Callable[[float], None] | None,
     ) -> None:
         self.send = send
+        self.rate_waited = rate_waited  # the hooks' rate_limit_waited, if any
         self.messages: Iterable[Any] | AsyncIterable[Any] | None = messages
         self.concurrency = concurrency
         # Workers pull only while fewer outcomes than this wait to be yielded; so at most
@@ -330,7 +335,10 @@ class _Pump:
                     self.spawn(self.work(iterator, pull))
                 if limiter is not None:
                     try:
-                        await limiter.acquire()
+                        if self.rate_waited is None:
+                            await limiter.acquire()
+                        else:
+                            await acquire_observed(limiter, self.rate_waited)
                     except RouteeError as exc:  # a shared limiter is down: nothing was sent
                         ready.append(SendOutcome(index, message, None, exc, 0))
                         self.fail(exc)  # its input has its outcome; pull no more

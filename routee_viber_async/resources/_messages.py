@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._converter import from_wire, to_wire, wire_parser
 from .._errors import InvalidResponseError, ValidationError, scrub_error
+from .._hooks import CallEvent
 from .._json import dumps
 from .._masking import secret_values
 from .._ratelimit import as_rate_limiter
 from .._requests import LegacyOtp, SendMessage
 from .._responses import OtpResult, SendResult, Template
 from .._seq import next_seq
-from ._base import Resource
+from ._base import Resource, observed_send, wants_observation
 from ._fanout import SendManyIterator, positive_concurrency
 
 if TYPE_CHECKING:
@@ -66,6 +67,19 @@ class MessagesResource(Resource):
 
         ``seq`` is the one to send when the message has none (``send_many`` assigns it).
         """
+        hooks = self._transport.hooks
+        if not wants_observation(hooks):
+            return await self._send_once(message, template, seq, validate)
+        if message.seq is None and seq is None:
+            seq = next_seq()  # known to the hooks and the log records before the first attempt
+        call = CallEvent(
+            "messages", "send", seq=message.seq if message.seq is not None else seq, is_send=True
+        )
+        return await observed_send(hooks, call, self._send_once(message, template, seq, validate))
+
+    async def _send_once(
+        self, message: SendMessage, template: Template | None, seq: int | None, validate: bool
+    ) -> tuple[SendResult, int]:
         secrets = secret_values(message.template_params)
         reply = await self._transport.request(
             "POST",
@@ -84,11 +98,21 @@ class MessagesResource(Resource):
         body = to_wire(otp)
         if otp.seq is None:
             body["seq"] = next_seq()
+        hooks = self._transport.hooks
+        if not wants_observation(hooks):
+            result, _ = await self._send_otp_once(body)
+            return result
+        call = CallEvent("messages", "send_otp", seq=body["seq"], is_send=True)
+        result, _ = await observed_send(hooks, call, self._send_otp_once(body))
+        return result
+
+    async def _send_otp_once(self, body: dict[str, Any]) -> tuple[OtpResult, int]:
         secrets = secret_values(body.get("templateParams"))
         reply = await self._transport.request(
             "POST", _OTP_PATH, body=dumps(body), idempotent=False, secrets=secrets
         )
-        return _accepted(_parse_otp_result, reply.data, reply.attempts, _OTP_PATH, secrets)
+        result = _accepted(_parse_otp_result, reply.data, reply.attempts, _OTP_PATH, secrets)
+        return result, reply.attempts
 
     def send_many(
         self,
@@ -134,8 +158,14 @@ class MessagesResource(Resource):
                 stacklevel=2,  # the caller of send_many
             )
         send = self._send if validate else partial(self._send, validate=False)
+        hooks = self._transport.hooks
         return SendManyIterator(
-            send, messages, workers, as_rate_limiter(rate_limit, "rate_limit"), template
+            send,
+            messages,
+            workers,
+            as_rate_limiter(rate_limit, "rate_limit"),
+            template,
+            rate_waited=None if hooks is None else hooks.rate_limit_waited,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ from .._errors import ValidationError, ValidationIssue
 from .._requests import CreateTemplate, TemplateCallbackUpdate
 from .._responses import DeleteConfirmation, Template
 from .._validation import Code, check_required_text, raise_if
-from ._base import Resource, path_segment
+from ._base import Resource, observed, path_segment
 
 __all__ = ["TemplatesResource"]
 
@@ -44,8 +45,7 @@ class TemplatesResource(Resource):
             params["pageSize"] = str(page_size)
         seen_cursors: set[tuple[str | None, str]] = set()
         while True:
-            data = (await self._transport.request("GET", _PATH, params=dict(params))).data
-            page = [from_wire(item, Template) for item in _page_items(data)]
+            page = await self._page(dict(params))
             if not page:
                 return
             last = page[-1]
@@ -65,6 +65,13 @@ class TemplatesResource(Resource):
                 params.pop("lastServiceId", None)
             params["lastTemplateId"] = last.template_id
 
+    @observed("templates", "list")
+    async def _page(self, params: dict[str, str]) -> builtins.list[Template]:
+        """One page of the listing (each page is a call of its own for the hooks)."""
+        data = (await self._transport.request("GET", _PATH, params=params)).data
+        return [from_wire(item, Template) for item in _page_items(data)]
+
+    @observed("templates", "get")
     async def get(self, template_id: str) -> Template:
         """One template."""
         data = (
@@ -74,6 +81,7 @@ class TemplatesResource(Resource):
         ).data
         return from_wire(data, Template)
 
+    @observed("templates", "create")
     async def create(
         self, sender_info_tracking_id: str, template: CreateTemplate, *, validate: bool = True
     ) -> Template:
@@ -93,6 +101,7 @@ class TemplatesResource(Resource):
         ).data
         return from_wire(data, Template)
 
+    @observed("templates", "update_callback")
     async def update_callback(self, template_id: str, callback_url: str | None) -> Template:
         """Set the moderation callback URL, or remove it with ``None`` (``{"callbackUrl": null}``).
 
@@ -110,6 +119,7 @@ class TemplatesResource(Resource):
         ).data
         return from_wire(data, Template)
 
+    @observed("templates", "delete")
     async def delete(self, template_id: str) -> DeleteConfirmation:
         """Delete a template; returns Routee's confirmation payload."""
         data = (

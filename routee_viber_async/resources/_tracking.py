@@ -8,7 +8,7 @@ from .._converter import from_wire
 from .._errors import NotFoundError, WaitTimeoutError
 from .._responses import TrackingRecord
 from .._validation import check_positive_number, raise_if
-from ._base import Resource, path_segment
+from ._base import Resource, observed, path_segment
 
 __all__ = ["TrackingResource"]
 
@@ -18,6 +18,7 @@ class TrackingResource(Resource):
 
     __slots__ = ()
 
+    @observed("tracking", "get")
     async def get(self, tracking_id: str) -> TrackingRecord:
         """The tracking record of one send."""
         data = (
@@ -27,6 +28,7 @@ class TrackingResource(Resource):
         ).data
         return from_wire(data, TrackingRecord)
 
+    @observed("tracking", "wait")
     async def wait(
         self,
         tracking_id: str,

@@ -83,6 +83,7 @@ class StubTransport:
         behave: Callable[[Mapping[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         self.max_concurrency = max_concurrency
+        self.hooks = None  # the real transport's: no hooks
         self.behave = behave
         self.bodies: list[dict[str, Any]] = []
         self.in_flight = 0
@@ -139,6 +140,7 @@ class FastMessages(MessagesResource):
 
         transport = _Transport()
         transport.max_concurrency = max_concurrency  # type: ignore[attr-defined]
+        transport.hooks = None  # type: ignore[attr-defined]
         super().__init__(transport)  # type: ignore[arg-type]
         self.sends = 0
 
