@@ -320,11 +320,13 @@ def _structure_fn(conv: cattrs.Converter, cl: type[T]) -> Callable[[Any, type[T]
     known_keys = frozenset(known)
 
     def structure(data: Any, _: type[T]) -> T:
-        if not isinstance(data, Mapping):
+        # Decoded JSON objects are dicts: the ABC check is for the other mappings callers pass.
+        if type(data) is not dict and not isinstance(data, Mapping):
             raise TypeError(f"expected a JSON object for {cl.__name__}")
-        for alias, target in aliases.items():
-            if alias in data and target not in data:
-                data = {**data, target: data[alias]}
+        if aliases:
+            for alias, target in aliases.items():
+                if alias in data and target not in data:
+                    data = {**data, target: data[alias]}
         if has_extra and not known_keys.issuperset(data):
             # An "extra" key on the wire is unknown too: it is kept inside the new value.
             unknown = {k: v for k, v in data.items() if k not in known_keys}
