@@ -7,12 +7,15 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
-from routee_viber_async import SendMessage, SendResult, Template
+from routee_viber_async import RouteeViberClient, SendMessage, SendResult, Template
 from routee_viber_async._transport import Reply
 from routee_viber_async.resources import MessagesResource
 
 SENDER = "sender-1"
 TEMPLATE_ID = "tpl-1"
+
+# What the ``make_client`` fixture gives: ``make_client(**options)`` makes a client.
+MakeClient = Callable[..., RouteeViberClient]
 
 
 def number(i: int) -> str:
