@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit floors pythons bench soak clean
+.PHONY: demo test test-runs lint typecheck unit floors pythons pythons-runs bench soak clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 2; }
@@ -106,12 +106,19 @@ unit: suite-$$(OWN)-dev
 
 floors: suite-$$(OWN)-floors
 
-# The suite with the dev dependencies on every Python found.
+# The suite with the dev dependencies on every Python found. Probing pyenv takes a moment, so
+# FOUND is worked out once and handed to the make that runs the suites (as test does).
 pythons:
+	@$(MAKE) --no-print-directory FOUND="$(FOUND)" pythons-runs
+
+pythons-runs:
 	@$(name_missing) $(MAKE) --no-print-directory $(addprefix suite-,$(addsuffix -dev,$(FOUND))) \
 	&& echo "make pythons: the suite passed on $(FOUND)$(if $(MISSING),; not found: $(MISSING))"
 
 test: lint typecheck
+	@$(MAKE) --no-print-directory FOUND="$(FOUND)" test-runs
+
+test-runs:
 	@$(name_missing) $(MAKE) --no-print-directory $(addprefix suite-,$(RUNS)) \
 	&& echo "make test: the suite passed in the runs $(RUNS)$(if $(MISSING),; not found: $(MISSING))"
 
