@@ -14,6 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # What a pyenv shim prints for a Python version that is not installed.
+MAKE = shutil.which("make") or "make"
+
 PYENV_SHIM = """#!/bin/sh
 echo "pyenv: $(basename "$0"): command not found" >&2
 exit 127
@@ -85,12 +87,24 @@ def test_make_pythons_finds_each_version_on_path_and_takes_no_shim_for_one(
     ]
 
 
-def make_probe(recipe: str, *assignments: str) -> str:
+# What a make that runs this suite (make test) hands its children; the makes run here must not
+# inherit its variables (FOUND, ...).
+MAKE_STATE = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+
+
+def own_make_env(**changes: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in MAKE_STATE}
+    env.update(changes)
+    return env
+
+
+def make_probe(recipe: str, *assignments: str, env: dict[str, str] | None = None) -> str:
     """What ``recipe`` prints, run by the Makefile given ``assignments`` (``NAME=value``)."""
     result = subprocess.run(
         ["make", "-s", "--no-print-directory", "--eval", f"probe: ; @{recipe}", "probe",
          *assignments],
         cwd=ROOT,
+        env=env or own_make_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -122,8 +136,9 @@ def test_make_test_runs_each_python_found_once_and_the_floors_on_the_oldest(
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_a_python_found_nowhere_is_named_in_the_output() -> None:
     given = ("OWN=3.11", "PYTHONS=3.11 3.98 3.99")  # 3.98 and 3.99 exist nowhere
+    no_pyenv = own_make_env(PATH=os.pathsep.join([str(Path(MAKE).parent), "/usr/bin", "/bin"]))
 
-    assert make_probe("echo $(FOUND) / $(MISSING)", *given) == "3.11 / 3.98 3.99"
+    assert make_probe("echo $(FOUND) / $(MISSING)", *given, env=no_pyenv) == "3.11 / 3.98 3.99"
     assert make_probe("$(name_missing) true", *given).splitlines() == [
         "Python 3.98: not found on PATH or under pyenv; the suite does NOT run on it",
         "Python 3.99: not found on PATH or under pyenv; the suite does NOT run on it",
@@ -136,6 +151,7 @@ def test_make_test_runs_lint_typecheck_then_the_runs_and_says_which() -> None:
         ["make", "-n", "--no-print-directory", "test",
          "OWN=3.11", "FOUND=3.11 3.12", "MISSING=3.13"],
         cwd=ROOT,
+        env=own_make_env(),
         capture_output=True,
         text=True,
         timeout=60,
