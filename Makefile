@@ -10,10 +10,9 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 STAMP_BROWSER := $(VENV)/.installed-browser
 CHROMIUM ?= /usr/bin/chromium
-FLOORS := .floors
-STAMP_FLOORS := $(FLOORS)/.installed
 
-.PHONY: demo test test-browser check-chromium screenshots lint typecheck unit floors pythons bench soak clean
+.PHONY: demo test test-runs test-browser check-chromium screenshots lint typecheck unit floors \
+	pythons pythons-runs bench soak clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 2; }
@@ -42,32 +41,62 @@ lint: $(STAMP_DEV)
 typecheck: $(STAMP_DEV)
 	$(BIN)/mypy --strict routee_viber_async
 
-unit: $(STAMP_DEV)
-	$(BIN)/pytest -q
+# -- the suite ---------------------------------------------------------------------------------
+# Each run of the suite spreads over WORKERS processes (pytest-xdist; WORKERS=0 runs it in one):
+# the tests bind port 0, keep their files under tmp_path and wait on conditions, not on time.
+WORKERS ?= 2
+PYTEST_ARGS ?= -q -p no:cacheprovider -n $(WORKERS)
+PYTHONS := 3.11 3.12 3.13
+RUNTIME_DEPS = $(shell sed -n '/^[A-Za-z]/s/==.*//p' floors.txt)
 
-# The suite again, with the runtime dependencies at their floors (floors.txt) ahead of .venv's.
-$(STAMP_FLOORS): floors.txt | $(STAMP_DEV)
-	rm -rf $(FLOORS)
-	$(BIN)/python -m pip install --quiet --no-deps --target $(FLOORS) -r floors.txt
-	@touch $@
-
-floors: $(STAMP_FLOORS)
-	PYTHONPATH=$(FLOORS) $(BIN)/pytest -q -p no:cacheprovider
-
-# The suite on every other Python from 3.11 to 3.13, each in a venv of its own (.venv-3.12, ...),
-# found on PATH or else under pyenv (which keeps versions off PATH unless selected). A version
-# found nowhere is named in the output: it is never skipped silently. One process each:
-# PYTEST_OTHER="-q -n 2" (pytest-xdist) is faster, but timing-dependent tests still fail under
-# it (see the README's Development section).
-OTHER_PYTHONS := 3.11 3.12 3.13
-PYTEST_OTHER ?= -q -p no:cacheprovider
-
-# $(call find_python,3.12): the command of that exact version, or nothing (probed silently, as
-# PYTHON above is).
+# $(call find_python,3.12): the command of that exact version, found on PATH or else under pyenv
+# (which keeps versions off PATH unless selected), or nothing (probed silently, as PYTHON is).
 find_python = for p in "$$(command -v python$(1))" \
 	"$$(PYENV_VERSION=$$(pyenv latest $(1) 2>/dev/null) pyenv which python$(1) 2>/dev/null)"; do \
 	test -n "$$p" && "$$p" -c 'import sys; sys.exit("%d.%d" % sys.version_info[:2] != sys.argv[1])' \
 	"$(1)" >/dev/null 2>&1 && { echo "$$p"; break; }; done
+
+# .venv's Python version (of the Python that makes .venv, before there is one); the versions of
+# PYTHONS found, .venv's own always among them, and those not found.
+OWN = $(shell $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -c \
+	'import sys; print("%d.%d" % sys.version_info[:2])')
+FOUND = $(foreach v,$(sort $(PYTHONS) $(OWN)),$(if \
+	$(filter $(v),$(OWN))$(shell $(call find_python,$(v))),$(v)))
+MISSING = $(filter-out $(FOUND),$(PYTHONS))
+# The venv of a version: .venv for .venv's own, .venv-3.12 (built here) for another.
+venv_of = $(if $(filter $(1),$(OWN)),$(VENV),.venv-$(1))
+
+# The runs of `make test`: the oldest Python found runs the suite at the floors (floors.txt, the
+# lowest versions pyproject.toml allows, installed into .floors-3.11 ahead of the venv's), every
+# other one with the dev dependencies (the newest versions, as users get them); .venv's Python,
+# if it is the only one found, runs both. Why not both on every Python: four runs do not fit
+# make test's 15 minutes on 2 cores, and the floors belong on the oldest Python (orjson 3.9.0
+# has no wheel for 3.12 or later). Each run prints its Python and dependency versions first.
+RUNS = $(if $(filter-out $(OWN),$(FOUND)),$(firstword $(FOUND))-floors \
+	$(addsuffix -dev,$(wordlist 2,$(words $(FOUND)),$(FOUND))),$(OWN)-dev $(OWN)-floors)
+
+describe_run = import sys, importlib.metadata as m; print("== the suite, run %s: Python %s; %s" \
+	% (sys.argv[1], sys.version.split()[0], ", ".join(d + " " + m.version(d) for d in sys.argv[2:])))
+
+.SECONDEXPANSION:
+.PRECIOUS: .venv-%/.installed-dev .floors-%/.installed  # stamps, not intermediate files
+
+# suite-3.12-dev: the suite on Python 3.12 with the dev dependencies.
+suite-%-dev: $$(call venv_of,$$*)/.installed-dev
+	@$(call venv_of,$*)/bin/python -c '$(describe_run)' $*-dev $(RUNTIME_DEPS)
+	$(call venv_of,$*)/bin/pytest $(PYTEST_ARGS)
+
+# suite-3.11-floors: the suite on Python 3.11 with the runtime dependencies at their floors.
+suite-%-floors: .floors-$$*/.installed
+	@PYTHONPATH=.floors-$* $(call venv_of,$*)/bin/python -c '$(describe_run)' $*-floors \
+		$(RUNTIME_DEPS)
+	PYTHONPATH=.floors-$* $(call venv_of,$*)/bin/pytest $(PYTEST_ARGS)
+
+.floors-%/.installed: floors.txt | $$(call venv_of,$$*)/.installed-dev
+	rm -rf .floors-$*
+	$(call venv_of,$*)/bin/python -m pip install --quiet --no-deps --target .floors-$* \
+		-r floors.txt
+	@touch $@
 
 .venv-%/.installed-dev: pyproject.toml
 	@py="$$($(call find_python,$*))"; test -n "$$py" || { echo "Python $* not found" >&2; exit 2; }; \
@@ -76,23 +105,29 @@ find_python = for p in "$$(command -v python$(1))" \
 	.venv-$*/bin/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-pythons: $(STAMP_DEV)
-	@own="$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
-	ran="$$own"; missing=""; \
-	for v in $(OTHER_PYTHONS); do \
-		test "$$v" = "$$own" && continue; \
-		if test -z "$$($(call find_python,$$v))"; then \
-			echo "Python $$v: not found on PATH or under pyenv; the suite did NOT run on it"; \
-			missing="$$missing $$v"; continue; \
-		fi; \
-		$(MAKE) --no-print-directory .venv-$$v/.installed-dev || exit 1; \
-		echo ".venv-$$v/bin/pytest $(PYTEST_OTHER)"; \
-		.venv-$$v/bin/pytest $(PYTEST_OTHER) || exit 1; \
-		ran="$$ran $$v"; \
-	done; \
-	echo "The suite ran on Python $$ran$${missing:+; not on$$missing (not found)}"
+# A version of PYTHONS found nowhere is named in the output: it is never skipped silently.
+name_missing = $(foreach v,$(MISSING),echo "Python $(v): not found on PATH or under pyenv; the \
+	suite does NOT run on it";)
 
-test: lint typecheck unit floors
+unit: suite-$$(OWN)-dev
+
+floors: suite-$$(OWN)-floors
+
+# The suite with the dev dependencies on every Python found. Probing pyenv takes a moment, so
+# FOUND is worked out once and handed to the make that runs the suites (as test does).
+pythons:
+	@$(MAKE) --no-print-directory FOUND="$(FOUND)" pythons-runs
+
+pythons-runs:
+	@$(name_missing) $(MAKE) --no-print-directory $(addprefix suite-,$(addsuffix -dev,$(FOUND))) \
+	&& echo "make pythons: the suite passed on $(FOUND)$(if $(MISSING),; not found: $(MISSING))"
+
+test: lint typecheck
+	@$(MAKE) --no-print-directory FOUND="$(FOUND)" test-runs
+
+test-runs:
+	@$(name_missing) $(MAKE) --no-print-directory $(addprefix suite-,$(RUNS)) \
+	&& echo "make test: the suite passed in the runs $(RUNS)$(if $(MISSING),; not found: $(MISSING))"
 
 # The web inbox in a real browser: Debian's Chromium (apt-get install -y chromium
 # chromium-driver) driven by Playwright, whose own browser download is never used. `make test`
@@ -114,4 +149,4 @@ soak: $(STAMP_DEV)
 	$(BIN)/python -m benchmarks.soak
 
 clean:
-	rm -rf $(VENV) .venv-3.* $(FLOORS) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) .venv-3.* .floors .floors-3.* .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import SendGate, read_stderr_until
 
 from routee_viber_async import (
     CreateTemplate,
@@ -70,25 +71,28 @@ def client_for(sandbox: Sandbox) -> RouteeViberClient:
     )
 
 
-def cli_env(sandbox: Sandbox) -> dict[str, str]:
+def cli_env(sandbox: Sandbox, base_url: str | None = None) -> dict[str, str]:
+    """The CLI's environment: the sandbox's credentials, its API or ``base_url`` in front of it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEE_")}
     env.update(
         ROUTEE_APPLICATION_ID=sandbox.credentials.application_id,
         ROUTEE_APPLICATION_SECRET=sandbox.credentials.application_secret,
-        ROUTEE_BASE_URL=sandbox.base_url,
+        ROUTEE_BASE_URL=base_url or sandbox.base_url,
         ROUTEE_AUTH_URL=sandbox.auth_url,
         PYTHONWARNINGS="error::ResourceWarning",
     )
     return env
 
 
-async def start_cli(sandbox: Sandbox, *args: str) -> asyncio.subprocess.Process:
+async def start_cli(
+    sandbox: Sandbox, *args: str, base_url: str | None = None
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "routee_viber_async",
         *args,
-        env=cli_env(sandbox),
+        env=cli_env(sandbox, base_url),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -175,12 +179,11 @@ async def test_send_many_sends_every_row_once_and_writes_one_line_each(
 async def wait_for_lines(
     input_path: Path, at_least: int, process: asyncio.subprocess.Process
 ) -> None:
-    for _ in range(600):
-        if len(output_lines(input_path)) >= at_least:
-            return
+    deadline = asyncio.get_running_loop().time() + 60  # a loaded machine starts Python slowly
+    while len(output_lines(input_path)) < at_least:
         assert process.returncode is None, "send-many ended before it could be interrupted"
+        assert asyncio.get_running_loop().time() < deadline, "send-many made no progress"
         await asyncio.sleep(0.01)
-    raise AssertionError("send-many made no progress")
 
 
 async def test_sigint_drains_then_rerun_sends_the_rest_exactly_once(
@@ -188,14 +191,17 @@ async def test_sigint_drains_then_rerun_sends_the_rest_exactly_once(
 ) -> None:
     input_path = tmp_path / "otps.csv"
     numbers = write_csv(input_path, 400)
-    args = send_many_args(input_path, template, sandbox, "--rate", "400", "--concurrency", "8")
-    process = await start_cli(sandbox, *args)
-    await wait_for_lines(input_path, 50, process)
-    process.send_signal(signal.SIGINT)
-    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    args = send_many_args(input_path, template, sandbox, "--concurrency", "8")
+    async with SendGate(sandbox.base_url, allow=50) as gate:  # 8 sends in flight after 50
+        process = await start_cli(sandbox, "--timeout", "120", *args, base_url=gate.url)
+        await gate.wait_held(8)
+        process.send_signal(signal.SIGINT)
+        await read_stderr_until(process, "stopping after the sends in flight")
+        gate.release()
+        _, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 130, err.decode()
     first = output_lines(input_path)
-    assert 50 <= len(first) < 400
+    assert 58 <= len(first) < 400  # the 50 sent before Ctrl-C and the 8 in flight at least
     # First Ctrl-C drains: every row that started has its outcome, none is unknown.
     assert all(line["ok"] for line in first)
 
@@ -213,25 +219,21 @@ async def test_second_sigint_leaves_at_once_and_unknown_rows_are_not_resent(
 ) -> None:
     input_path = tmp_path / "otps.csv"
     numbers = write_csv(input_path, 200)
-    # At most 50 sends a second: the 200 rows take at least 4 s, so the run cannot end before
-    # the two signals below, however fast the machine.
-    args = send_many_args(input_path, template, sandbox, "--concurrency", "10", "--rate", "50")
-    process = await start_cli(sandbox, *args)
-    await wait_for_lines(input_path, 20, process)
-    # Every reply from now on takes seconds: ten sends are in flight when we leave.
-    sandbox.set_faults({"slow_reply": 1.0, "slow_reply_delay": 5.0})
-    await asyncio.sleep(0.3)
-    process.send_signal(signal.SIGINT)
-    await asyncio.sleep(0.1)
-    process.send_signal(signal.SIGINT)
-    await asyncio.wait_for(process.communicate(), timeout=30)
+    args = send_many_args(input_path, template, sandbox, "--concurrency", "10")
+    # After 20 sends the gate holds the rest: ten sends are in flight when we leave.
+    async with SendGate(sandbox.base_url, allow=20) as gate:
+        process = await start_cli(sandbox, "--timeout", "120", *args, base_url=gate.url)
+        await gate.wait_held(10)
+        process.send_signal(signal.SIGINT)
+        await read_stderr_until(process, "stopping after the sends in flight")
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 130
-    sandbox.set_faults(None)
 
     journal = sqlite3.connect(tmp_path / "otps.csv.journal")
     pending = journal.execute("SELECT COUNT(*) FROM rows WHERE state = 'pending'").fetchone()[0]
     journal.close()
-    assert pending >= 1  # sends in flight when the run was killed
+    assert pending == 10  # the sends in flight when the run was killed
 
     code, _, err = await run_cli(sandbox, *args)
     assert code == 1, err  # unknown rows are reported, not resent

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import SendGate
 from test_send_many_cli import (  # noqa: F401
     output_lines,
     pin_for,
@@ -107,19 +108,19 @@ async def test_two_real_runs_on_one_journal_send_each_row_once(
     input_path = tmp_path / "otps.csv"
     numbers = write_csv(input_path, 40)
     args = send_many_args(input_path, template, sandbox, "--concurrency", "4")
-    sandbox.set_faults({"slow_reply": 1.0, "slow_reply_delay": 0.3})
-    first = await start_cli(sandbox, *args)
-    await wait_for_lines(input_path, 1, first)  # mid-run: sends are slow from now on
+    async with SendGate(sandbox.base_url, allow=4) as gate:  # the first run stops mid-way
+        first = await start_cli(sandbox, "--timeout", "120", *args, base_url=gate.url)
+        await wait_for_lines(input_path, 1, first)
 
-    code, _, err = await run_cli(sandbox, *args)
-    assert code == 2, err
-    assert len(err.strip().splitlines()) == 1, err
-    assert f"pid {first.pid}" in err
-    assert str(journal_of(input_path)) in err
-    assert first.returncode is None, "the first run ended before the second one started"
+        code, _, err = await run_cli(sandbox, *args)
+        assert code == 2, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert f"pid {first.pid}" in err
+        assert str(journal_of(input_path)) in err
+        assert first.returncode is None, "the first run ended before the second one started"
 
-    sandbox.set_faults(None)
-    _, first_err = await asyncio.wait_for(first.communicate(), timeout=60)
+        gate.release()
+        _, first_err = await asyncio.wait_for(first.communicate(), timeout=60)
     assert first.returncode == 0, first_err.decode()
     assert sends_by_recipient(sandbox) == collections.Counter(numbers)
     assert_one_line_per_row(input_path, 40)
@@ -131,14 +132,14 @@ async def test_the_lock_of_a_killed_run_does_not_block_the_next_one(
     input_path = tmp_path / "otps.csv"
     write_csv(input_path, 40)
     args = send_many_args(input_path, template, sandbox, "--concurrency", "4")
-    sandbox.set_faults({"slow_reply": 1.0, "slow_reply_delay": 0.3})
-    killed = await start_cli(sandbox, *args)
-    await wait_for_lines(input_path, 1, killed)
-    killed.kill()
-    await asyncio.wait_for(killed.communicate(), timeout=30)
+    async with SendGate(sandbox.base_url, allow=4) as gate:  # killed mid-way, sends in flight
+        killed = await start_cli(sandbox, "--timeout", "120", *args, base_url=gate.url)
+        await wait_for_lines(input_path, 1, killed)
+        await gate.wait_held(4)
+        killed.kill()
+        await asyncio.wait_for(killed.communicate(), timeout=30)
     assert killed.returncode == -signal.SIGKILL
     assert (tmp_path / "otps.csv.journal.lock").read_text().strip() == str(killed.pid)
-    sandbox.set_faults(None)
 
     code, _, err = await run_cli(sandbox, *args)
     assert code in (0, 1), err  # 1: the rows in flight when it was killed are unknown

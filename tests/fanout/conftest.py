@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from fanout_helpers import MakeClient
 
 from routee_viber_async import (
     RetryPolicy,
@@ -13,8 +14,6 @@ from routee_viber_async import (
     Template,
 )
 from routee_viber_async.sandbox import Sandbox
-
-MakeClient = Callable[..., RouteeViberClient]
 
 
 @pytest.fixture

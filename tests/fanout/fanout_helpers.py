@@ -7,12 +7,15 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
-from routee_viber_async import SendMessage, SendResult, Template
+from routee_viber_async import RouteeViberClient, SendMessage, SendResult, Template
 from routee_viber_async._transport import Reply
 from routee_viber_async.resources import MessagesResource
 
 SENDER = "sender-1"
 TEMPLATE_ID = "tpl-1"
+
+# What the ``make_client`` fixture gives: ``make_client(**options)`` makes a client.
+MakeClient = Callable[..., RouteeViberClient]
 
 
 def number(i: int) -> str:
@@ -172,3 +175,15 @@ def fan_out_workers() -> set[asyncio.Task[Any]]:
 async def settle(rounds: int = 2) -> None:
     for _ in range(rounds):
         await asyncio.sleep(0)
+
+
+async def until_still(value: Callable[[], object], turns: int = 20) -> None:
+    """Yield to the loop until ``value()`` stays the same for ``turns`` turns in a row: what
+    changes it is waiting on something else than the loop (a full buffer, a gate). Counted in
+    turns, not seconds, so that a loaded machine cannot cut it short."""
+    async with asyncio.timeout(60):
+        still, seen = 0, value()
+        while still < turns:
+            await asyncio.sleep(0)
+            now = value()
+            still, seen = (still + 1, seen) if now == seen else (0, now)

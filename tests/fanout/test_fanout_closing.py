@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from fanout_helpers import Counted, StubTransport, index_of, leftover_tasks, resource, settle
+from fanout_helpers import (
+    Counted,
+    StubTransport,
+    index_of,
+    leftover_tasks,
+    resource,
+    settle,
+    until_still,
+)
 
 from routee_viber_async import SendOutcome
 
@@ -157,7 +165,7 @@ async def test_a_kept_iterator_pauses_when_its_buffer_is_full_and_stops_when_fre
     async for _ in iterator:
         source.seen()
         break
-    await asyncio.sleep(0.02)
+    await until_still(lambda: source.pulled)
     assert source.pulled - source.yielded <= 2 * CONCURRENCY
     assert source.pulled < 20
     pulled = source.pulled
@@ -167,7 +175,7 @@ async def test_a_kept_iterator_pauses_when_its_buffer_is_full_and_stops_when_fre
     source = Counted(1000)
     iterator = resource(transport).send_many(source.sync(), concurrency=CONCURRENCY)
     await anext(iterator)
-    await asyncio.sleep(0.01)
+    await until_still(lambda: source.pulled)
     assert source.pulled == pulled
     del iterator  # ... or dropped, which stops it
     gc.collect()

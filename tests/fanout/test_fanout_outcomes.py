@@ -61,15 +61,23 @@ async def test_one_outcome_per_input_with_the_message_as_sent(kind: str) -> None
 
 
 async def test_outcomes_come_in_completion_order() -> None:
+    # Send i is answered only once the outcome of send i + 1 has been seen, so the sends
+    # complete last to first whatever the machine's speed.
+    may_answer = [asyncio.Event() for _ in range(8)]
+    may_answer[7].set()
+
     async def later_for_earlier(body: Mapping[str, Any]) -> None:
-        await asyncio.sleep(0.004 * (8 - index_of_to(body["to"])))
+        await may_answer[index_of_to(body["to"])].wait()
 
     transport = StubTransport(behave=later_for_earlier)
-    outcomes = [
-        o
-        async for o in resource(transport).send_many([message(i) for i in range(8)], concurrency=8)
-    ]
-    assert [o.index for o in outcomes] == list(reversed(range(8)))
+    indexes = []
+    sends = resource(transport).send_many([message(i) for i in range(8)], concurrency=8)
+    async with asyncio.timeout(30):  # a fan-out in input order would wait here forever
+        async for outcome in sends:
+            indexes.append(outcome.index)
+            if outcome.index:
+                may_answer[outcome.index - 1].set()
+    assert indexes == list(reversed(range(8)))
 
 
 def index_of_to(to: str) -> int:

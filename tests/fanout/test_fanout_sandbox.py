@@ -10,8 +10,7 @@ from typing import Any
 import aiohttp
 import attrs
 import pytest
-from conftest import MakeClient
-from fanout_helpers import fan_out_workers, message, settle
+from fanout_helpers import MakeClient, fan_out_workers, message, settle
 from internals import transport_of
 
 from routee_viber_async import (

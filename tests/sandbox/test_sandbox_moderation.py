@@ -83,10 +83,12 @@ async def test_no_callback_without_a_callback_url(api: Api) -> None:
     assert api.sb.callback_attempts_made == 0
 
 
-async def test_deleted_template_is_not_moderated(api: Api, receiver: Receiver) -> None:
+async def test_deleted_template_is_not_moderated(make_api: MakeApi, receiver: Receiver) -> None:
+    # The moderation is due long after the DELETE lands, even on a loaded machine (with the
+    # suite's 10 ms it could come first); wait_idle returns once it has been due.
+    api = await make_api(moderation_delay=0.5)
     created = (await api.create_template(template_body(callbackUrl=receiver.url))).body
     await api.call("DELETE", f"{TEMPLATES}/{created['templateId']}")
-    await asyncio.sleep(0.05)
     await api.sb.wait_idle()
     assert receiver.received == []
 

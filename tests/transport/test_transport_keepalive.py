@@ -3,10 +3,11 @@
 aiohttp offers no public way to see that a pooled connection was closed by the server before
 reusing it, nor a typed sign that a request was never written: such a POST is maybe sent.
 
-The server is a real aiohttp server that closes idle keep-alive connections after 20 ms. It runs
-in its own thread and loop, so that the test can block the client's loop (``time.sleep``) past
-that timeout: the server's FIN then waits, unprocessed, in the client's socket, exactly like a
-busy client that reuses a connection the server has just given up on.
+The server is a real aiohttp server in a thread and loop of its own. While the client's loop is
+blocked, the test has the server close the connections it served (as its keep-alive timeout
+would): the server's FIN then waits, unprocessed, in the client's socket, exactly like a busy
+client that reuses a connection the server has just given up on. The close is asked for, not
+waited out, so a loaded machine cannot reorder it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-import time
 from collections.abc import Iterator
 
 import aiohttp
@@ -26,16 +26,15 @@ from routee_viber_async._config import RetryPolicy
 from routee_viber_async._errors import TransportError, routee_status_error
 from routee_viber_async._transport import Transport
 
-IDLE_TIMEOUT = 0.02
-BLOCK = 0.1  # five times the server's idle timeout
 POLICY = RetryPolicy.no_wait(retry_ambiguous_sends=False)
 
 
 class ThreadedServer:
-    """An aiohttp server with a short keep-alive timeout, in a thread of its own."""
+    """An aiohttp server in a thread of its own that closes its connections when told to."""
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
+        self._served: list[asyncio.BaseTransport] = []
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -44,6 +43,8 @@ class ThreadedServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.bodies.append(await request.read())
+        if request.transport is not None:
+            self._served.append(request.transport)
         return web.json_response({"ok": True, "n": len(self.bodies)})
 
     def _run(self) -> None:
@@ -52,7 +53,7 @@ class ThreadedServer:
     async def _serve(self) -> None:
         app = web.Application()
         app.router.add_post("/m", self._handle)
-        runner = web.AppRunner(app, keepalive_timeout=IDLE_TIMEOUT)
+        runner = web.AppRunner(app, keepalive_timeout=3600)  # closed only when told to
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -68,6 +69,23 @@ class ThreadedServer:
         self._thread.start()
         assert self._ready.wait(5)
 
+    def close_connections(self) -> None:
+        """Close every connection served, from the server's side; return once it is done.
+
+        Called from the client's loop without awaiting, so that loop processes nothing meanwhile
+        and the FIN waits in its socket.
+        """
+        assert self._loop is not None
+        closed = threading.Event()
+
+        def close() -> None:
+            for transport in self._served:
+                transport.close()
+            closed.set()
+
+        self._loop.call_soon_threadsafe(close)
+        assert closed.wait(30)
+
     def stop(self) -> None:
         assert self._loop is not None
         assert self._stop is not None
@@ -81,11 +99,6 @@ def server() -> Iterator[ThreadedServer]:
     srv.start()
     yield srv
     srv.stop()
-
-
-def _block_the_loop() -> None:
-    # Deliberately blocking: the server's FIN must stay unprocessed in our socket.
-    time.sleep(BLOCK)
 
 
 def _transport(url: str, session: aiohttp.ClientSession | None, policy: RetryPolicy) -> Transport:
@@ -109,7 +122,7 @@ async def test_a_post_into_a_connection_the_server_closed_is_unknown_and_not_rep
     async with aiohttp.ClientSession() as session:
         transport = _transport(server.url, None if own_session else session, POLICY)
         await transport.request("POST", "/m", body=b'{"n":1}')
-        _block_the_loop()
+        server.close_connections()
         with pytest.raises(TransportError) as caught:
             await transport.request("POST", "/m", body=b'{"n":2}')
         await transport.close()
@@ -140,7 +153,7 @@ async def test_post_found_closing_before_writing_is_unknown_and_not_repeated(
     async with aiohttp.ClientSession(trace_configs=[trace]) as session:
         transport = _transport(server.url, session, POLICY)
         await transport.request("POST", "/m", body=b'{"n":1}')
-        _block_the_loop()
+        server.close_connections()
         with pytest.raises(TransportError) as caught:
             await transport.request("POST", "/m", body=b'{"n":2}')
         await transport.close()
@@ -154,7 +167,7 @@ async def test_at_least_once_repeats_a_post_lost_to_a_closed_connection(
     at_least_once = RetryPolicy.no_wait(retry_ambiguous_sends=True)
     async with _transport(server.url, None, at_least_once) as transport:
         await transport.request("POST", "/m", body=b'{"n":1}')
-        _block_the_loop()
+        server.close_connections()
         reply = await transport.request("POST", "/m", body=b'{"n":2}')
     assert reply.data == {"ok": True, "n": 2}
     assert reply.attempts == 2
