@@ -119,10 +119,11 @@ async def _async_true(value: bool) -> bool:
     return value
 
 
-async def until(condition: Callable[[], Awaitable[bool]], timeout: float = WAIT) -> None:
-    """Wait for ``condition`` (polled every 20 ms, as a condition, never as a guess)."""
-    async with asyncio.timeout(timeout):
-        while not await condition():
+async def until(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Wait (at most ``WAIT`` s) until ``condition`` holds: a state of other processes (Redis's
+    journal, a log), which nothing here can be told of, so it is looked at every 20 ms."""
+    async with asyncio.timeout(WAIT):
+        while not await condition():  # noqa: ASYNC110 (another process's state: no event)
             await asyncio.sleep(0.02)
 
 

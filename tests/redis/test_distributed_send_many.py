@@ -77,9 +77,7 @@ async def test_a_worker_killed_mid_run_loses_nothing_and_no_pin_rests_in_redis(
     async with Sandbox(moderation_delay=None, delivery_delay=0.05) as sb:
         env = env_for(sb)
         try:
-            workers = [
-                await Worker.start(env, url, tmp_path / f"worker{i}.log") for i in range(3)
-            ]
+            workers = [await Worker.start(env, url, tmp_path / f"worker{i}.log") for i in range(3)]
             for worker in workers:
                 await worker.wait_ready()
             args = send_many_args(
@@ -150,9 +148,8 @@ async def test_the_coordinator_killed_then_rerun_picks_up_what_the_workers_did(
                 "--run-id", f"coordinator-{tmp_path.name}",
             )  # fmt: skip
             # SIGKILLed right after its second batch of outcomes is in its journal.
-            code, _ = await finish(
-                await start_coordinator(args, {**env, "ROUTEE_VIBER_CRASH_AT": "outcomes-committed:2"})
-            )
+            crashing = {**env, "ROUTEE_VIBER_CRASH_AT": "outcomes-committed:2"}
+            code, _ = await finish(await start_coordinator(args, crashing))
             assert code == -signal.SIGKILL
             before = len(lines(output))
             assert 0 < before < rows
@@ -202,9 +199,7 @@ async def test_redis_restarted_mid_run_with_persistence_sends_nothing_twice(
     async with Sandbox(moderation_delay=None, delivery_delay=0.05) as sb:
         env = env_for(sb)
         try:
-            workers = [
-                await Worker.start(env, url, tmp_path / f"worker{i}.log") for i in range(2)
-            ]
+            workers = [await Worker.start(env, url, tmp_path / f"worker{i}.log") for i in range(2)]
             args = send_many_args(
                 sb, await otp_template(sb), input_path, output, url, "--rate", "60"
             )
@@ -345,7 +340,8 @@ async def test_send_many_redis_without_a_key_says_how_to_make_one(tmp_path: Path
     )  # fmt: skip
     _, err = await process.communicate()
     assert process.returncode == 2
-    assert "not a valid key" in err.decode() and "routee-viber keygen" in err.decode()
+    assert "not a valid key" in err.decode()
+    assert "routee-viber keygen" in err.decode()
     assert "not-a-key" not in err.decode()
 
     process = await asyncio.create_subprocess_exec(
@@ -354,7 +350,8 @@ async def test_send_many_redis_without_a_key_says_how_to_make_one(tmp_path: Path
     )  # fmt: skip
     out, _ = await process.communicate()
     name, _, key = out.decode().strip().partition("=")
-    assert process.returncode == 0 and name == "ROUTEE_FANOUT_KEY"
+    assert process.returncode == 0
+    assert name == "ROUTEE_FANOUT_KEY"
     from routee_viber_async.cli._fanout_key import FanoutCipher
 
     assert FanoutCipher(key).open(FanoutCipher(key).seal(b"x")) == b"x"
