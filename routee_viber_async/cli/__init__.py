@@ -398,6 +398,8 @@ async def _run(args: argparse.Namespace) -> int:
         }
         job: SendMany
         if args.redis is None:
+            if args.run_id is not None:
+                raise CommandError("--run-id names a distributed run: it needs --redis URL")
             job = SendMany(**options)
         else:
             from ._coordinator import DistributedSendMany

@@ -355,3 +355,16 @@ async def test_send_many_redis_without_a_key_says_how_to_make_one(tmp_path: Path
     from routee_viber_async.cli._fanout_key import FanoutCipher
 
     assert FanoutCipher(key).open(FanoutCipher(key).seal(b"x")) == b"x"
+
+
+async def test_run_id_without_redis_is_refused_before_anything(tmp_path: Path) -> None:
+    input_path = write_input(tmp_path / "otps.csv", 3)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "routee_viber_async", "send-many", str(input_path),
+        "--sender", "s", "--template-id", "t", "--lang", "en", "--run-id", "r1",
+        env={"PATH": "/usr/bin:/bin"}, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await process.communicate()
+    assert process.returncode == 2
+    assert "--run-id names a distributed run: it needs --redis URL" in err.decode()
+    assert not (tmp_path / "otps.csv.journal").exists()
