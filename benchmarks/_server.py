@@ -16,8 +16,10 @@ Routes (every answer is a fixed, pre-encoded JSON body shaped like Routee's):
   answer (20: 5 %) is a 503.
 - ``GET /viber/transactional/templates/{id}``: an approved OTP template (``{{pin}}``,
   ``{{minutes}}``, locale ``en``), what ``send-many`` fetches before its preflight.
-- ``GET /admin/stats``, ``POST /admin/reset``, ``POST /admin/config?expires_in=&flaky_every=``,
-  ``POST /admin/revoke`` (every issued token becomes invalid): the benchmark's controls.
+- ``GET /admin/stats``, ``POST /admin/reset``,
+  ``POST /admin/config?expires_in=&flaky_every=&latency=`` (``latency``: seconds each send
+  waits before its answer), ``POST /admin/revoke`` (every issued token becomes invalid): the
+  benchmark's controls. The stats count the sends of each wall-clock second (``per_second``).
 
 The handlers check the bearer token with one dict lookup and answer with pre-built bytes, and
 access logging is off: the server stays faster than any client it is measured against.
@@ -25,7 +27,9 @@ access logging is off: the server stays faster than any client it is measured ag
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import collections
 import itertools
 import sys
 import time
@@ -66,6 +70,7 @@ class _State:
         self.counter = itertools.count(1)
         self.expires_in = 3600.0
         self.flaky_every = 20
+        self.latency = 0.0
         self.reset()
 
     def reset(self) -> None:
@@ -74,6 +79,7 @@ class _State:
         self.unavailable = 0
         self.unauthorized = 0
         self.token_fetches = 0
+        self.per_second: collections.Counter[int] = collections.Counter()
 
 
 _STATE = web.AppKey("state", _State)
@@ -110,6 +116,9 @@ async def _send(request: web.Request) -> web.Response:
     if not _authorized(state, request):
         return web.Response(status=401, body=_UNAUTHORIZED_BODY, content_type=_JSON)
     state.sends += 1
+    state.per_second[int(time.time())] += 1
+    if state.latency:
+        await asyncio.sleep(state.latency)
     return web.Response(body=_SEND_BODY, content_type=_JSON)
 
 
@@ -151,6 +160,7 @@ async def _stats(request: web.Request) -> web.Response:
         "unauthorized": state.unauthorized,
         "token_fetches": state.token_fetches,
         "server_cpu": time.process_time(),
+        "per_second": sorted(state.per_second.items()),
     }
     return web.Response(body=orjson.dumps(stats), content_type=_JSON)
 
@@ -167,6 +177,8 @@ async def _config(request: web.Request) -> web.Response:
         state.expires_in = float(query["expires_in"])
     if "flaky_every" in query:
         state.flaky_every = int(query["flaky_every"])
+    if "latency" in query:
+        state.latency = float(query["latency"])
     return web.Response(body=b"{}", content_type=_JSON)
 
 

@@ -66,6 +66,25 @@ def _port(text: str) -> int:
     return value
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def _duration(text: str) -> int:
+    """Seconds, from ``3600``, ``90s``, ``30m``, ``12h`` or ``7d``."""
+    number, unit = text.strip(), "s"
+    if number[-1:].lower() in _DURATION_UNITS:
+        number, unit = number[:-1], number[-1].lower()
+    try:
+        value = float(number) * _DURATION_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 7d, 12h, 30m or 3600, got {text!r}"
+        ) from None
+    if not math.isfinite(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 second, got {text!r}")
+    return math.ceil(value)
+
+
 _TEMPLATE_FILE_HELP = """\
 FILE is the JSON body of Routee's "create a template" call; the sender is --sender.
   "category"    "OTP" (its text must contain {{pin}}) or "Transactional"
@@ -205,6 +224,75 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not warn about recipients that appear more than once (every row is sent "
         "either way: nothing is deduplicated)",
     )
+    dist = many.add_argument_group(
+        "distributed run (the rows are sent by `routee-viber worker` processes)"
+    )
+    dist.add_argument(
+        "--redis",
+        metavar="URL",
+        default=None,
+        help="the Redis of the workers: the journal lives there, --rate is for all workers "
+        "together, and the rows are queued encrypted with ROUTEE_FANOUT_KEY",
+    )
+    dist.add_argument(
+        "--run-id",
+        default=None,
+        help="the run's name in Redis (default: a digest of the input and settings)",
+    )
+    dist.add_argument(
+        "--retention",
+        type=_duration,
+        default=7 * 86_400,
+        metavar="DURATION",
+        help="how long the run's keys stay in Redis after its last change (default 7d)",
+    )
+    dist.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=1000,
+        metavar="ROWS",
+        help="rows per queued task (default %(default)s)",
+    )
+
+    worker = commands.add_parser(
+        "worker",
+        parents=common,
+        help="send the chunks of `send-many --redis` runs (any number, on any machines)",
+        description="A worker process of distributed send-many runs: credentials from the "
+        "environment (ROUTEE_*), the key of the queued rows from ROUTEE_FANOUT_KEY. "
+        "SIGTERM or Ctrl-C drains the sends in flight and exits.",
+    )
+    worker.add_argument("--redis", metavar="URL", required=True, help="the runs' Redis")
+    worker.add_argument(
+        "--concurrency", type=_positive_int, default=50, help="sends in flight (default 50)"
+    )
+    worker.add_argument(
+        "--redeliver-after",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="a chunk a dead worker took goes to another after this long (default 60)",
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="P",
+        help="serve Prometheus metrics on http://HOST:P/metrics while the worker runs (needs "
+        "the prometheus extra; 0 picks a free port, logged at the start)",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="the interface of --metrics-port (default %(default)s; 0.0.0.0 for all)",
+    )
+
+    commands.add_parser(
+        "keygen",
+        parents=common,
+        help="print a new ROUTEE_FANOUT_KEY (for send-many --redis and its workers)",
+    )
 
     many.add_argument(
         "--metrics-port",
@@ -337,6 +425,11 @@ async def _run(args: argparse.Namespace) -> int:
         )
     if args.command == "sandbox":
         return await _serve_sandbox(args)
+    if args.command == "keygen":
+        from ._fanout_key import ENV_NAME, generate_key
+
+        print(f"{ENV_NAME}={generate_key()}")
+        return 0
 
     def client_factory(**options: Any) -> RouteeViberClient:
         return _client_from_env(timeout=args.timeout, **options)
@@ -346,32 +439,67 @@ async def _run(args: argparse.Namespace) -> int:
 
         from ._send_many import SendMany
 
-        job = SendMany(
-            input=Path(args.input),
-            sender=args.sender,
-            template_id=args.template_id,
-            lang=args.lang,
-            concurrency=args.concurrency,
-            rate=args.rate,
-            output=None if args.output is None else Path(args.output),
-            journal=None if args.journal is None else Path(args.journal),
-            resend_unknown=args.resend_unknown,
-            retry_failed=args.retry_failed,
-            max_failures=args.max_failures,
-            allow_duplicates=args.allow_duplicates,
-            metrics_port=args.metrics_port,
-            metrics_host=args.metrics_host,
-        )
+        options: dict[str, Any] = {
+            "input": Path(args.input),
+            "sender": args.sender,
+            "template_id": args.template_id,
+            "lang": args.lang,
+            "concurrency": args.concurrency,
+            "rate": args.rate,
+            "output": None if args.output is None else Path(args.output),
+            "journal": None if args.journal is None else Path(args.journal),
+            "resend_unknown": args.resend_unknown,
+            "retry_failed": args.retry_failed,
+            "max_failures": args.max_failures,
+            "allow_duplicates": args.allow_duplicates,
+            "metrics_port": args.metrics_port,
+            "metrics_host": args.metrics_host,
+        }
+        job: SendMany
+        if args.redis is None:
+            if args.run_id is not None:
+                raise CommandError("--run-id names a distributed run: it needs --redis URL")
+            job = SendMany(**options)
+        else:
+            from ._coordinator import DistributedSendMany
+
+            job = DistributedSendMany(
+                **options,
+                redis=args.redis,
+                run_id=args.run_id,
+                retention=args.retention,
+                chunk_size=args.chunk_size,
+            )
         return await job.run(client_factory)
     from ._commands import run_command
 
     return await run_command(args, client_factory)
 
 
+def _run_worker(args: argparse.Namespace) -> int:
+    """``routee-viber worker``: taskiq runs its own event loop and signal handling."""
+    try:
+        with _sdk_logs_on_stderr(args.verbose):
+            from ._worker import run_worker
+
+            return run_worker(
+                args.redis,
+                concurrency=args.concurrency,
+                redeliver_after=args.redeliver_after,
+                metrics_port=args.metrics_port,
+                metrics_host=args.metrics_host,
+            )
+    except CommandError as exc:
+        print_error("worker", exc)
+        return exc.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
     command = _command_name(args)
+    if args.command == "worker":
+        return _run_worker(args)
     import asyncio  # not before: --help and --version do without it
 
     try:

@@ -11,11 +11,12 @@ different refusal (which starts a streak of its own).
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from .._errors import RouteeError, ValidationError, outcome_unknown
 from .._retry import classify
 from ..resources import SendOutcome
+from ._outcome import describe_error
 
 __all__ = ["DEFAULT_MAX_FAILURES", "FailureStreak", "refusal_of"]
 
@@ -43,16 +44,25 @@ class FailureStreak:
         self.limit = limit
         self.count = 0
         self.tripped_by: SendOutcome | None = None  # the outcome that completed the streak
+        #: Why the streak tripped, as a line can say it (set with ``tripped_by`` or alone).
+        self.tripped_reason: str | None = None
         self._refusal: Hashable | None = None
 
     @property
     def tripped(self) -> bool:
         """True once ``limit`` identical refusals came in a row."""
-        return self.tripped_by is not None
+        return self.tripped_reason is not None
 
     def observe(self, outcome: SendOutcome) -> bool:
         """Count one outcome; True when it completes the streak (once only)."""
-        refusal = refusal_of(outcome)
+        if self.observe_refusal(refusal_of(outcome), lambda: _describe(outcome)):
+            self.tripped_by = outcome
+            return True
+        return False
+
+    def observe_refusal(self, refusal: Hashable | None, reason: Callable[[], str]) -> bool:
+        """Count one outcome by its refusal (None: not a refusal, see :func:`refusal_of`);
+        ``reason`` says what it is when it completes the streak."""
         if refusal is None:
             self.count, self._refusal = 0, None
             return False
@@ -61,6 +71,10 @@ class FailureStreak:
         else:
             self.count, self._refusal = 1, refusal
         if self.limit and not self.tripped and self.count >= self.limit:
-            self.tripped_by = outcome
+            self.tripped_reason = reason()
             return True
         return False
+
+
+def _describe(outcome: SendOutcome) -> str:
+    return describe_error(outcome.error)

@@ -247,6 +247,35 @@ class Journal:
                 ((index, to, seq, PENDING, now) for index, to, seq in rows),
             )
 
+    def upsert_rows(self, records: Iterable[RowRecord]) -> None:
+        """Rows as another journal holds them (the distributed run's, in Redis), in one
+        transaction; a row that changed loses its ``emitted`` mark."""
+        now = time.time()
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO rows (idx, recipient, seq, state, tracking_id, status, error, "
+                "attempts, emitted, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?) "
+                "ON CONFLICT(idx) DO UPDATE SET recipient = excluded.recipient, "
+                "seq = excluded.seq, state = excluded.state, tracking_id = excluded.tracking_id,"
+                " status = excluded.status, error = excluded.error, "
+                "attempts = excluded.attempts, emitted = 0, updated = excluded.updated "
+                "WHERE rows.seq != excluded.seq OR rows.state != excluded.state",
+                (_upsert_values(r, now) for r in records),
+            )
+
+    def states_of(self, indexes: Iterable[int]) -> dict[int, tuple[str, int]]:
+        """``index -> (state, seq)`` of those of ``indexes`` the journal has."""
+        found: dict[int, tuple[str, int]] = {}
+        wanted = list(indexes)
+        for start in range(0, len(wanted), 500):
+            page = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in page)
+            for idx, state, seq in self._db.execute(
+                f"SELECT idx, state, seq FROM rows WHERE idx IN ({marks})", page
+            ):
+                found[idx] = (state, seq)
+        return found
+
     def release_pending(self, rows: Iterable[tuple[int, str | None, int]]) -> None:
         """Rows recorded pending that were certainly not handed to a send after all: each
         ``(index, state, seq)`` gets its state and seq back, or (state None) goes."""
@@ -386,6 +415,10 @@ class Journal:
     def counts(self) -> dict[str, int]:
         """How many rows are in each state."""
         return dict(self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state").fetchall())
+
+
+def _upsert_values(r: RowRecord, now: float) -> tuple[Any, ...]:
+    return (r.index, r.to, r.seq, r.state, r.tracking_id, r.status, r.error, r.attempts, now)
 
 
 def _record(row: tuple[Any, ...]) -> RowRecord:

@@ -48,7 +48,7 @@ import attrs
 
 from .._client import RouteeViberClient
 from .._config import RetryPolicy
-from .._errors import NotFoundError, RouteeError, ValidationError
+from .._errors import NotFoundError
 from .._requests import SendMessage, TemplateRules, send_message_issues
 from .._responses import Template
 from .._seq import next_seq
@@ -68,6 +68,7 @@ from ._journal import (
     read_states,
 )
 from ._lock import JournalBusy, JournalLock
+from ._outcome import row_record as _record
 from ._progress import make_progress
 from ._results import ForeignResults, ResultsFile, reconcile
 
@@ -144,6 +145,7 @@ class SendMany:
                 raise UsageError("--rate must be a positive number")
             if self.max_failures < 0:
                 raise UsageError("--max-failures must be 0 (no limit) or more")
+            self._check_options()
             with self._lock():
                 return await self._run_locked(client_factory, err)
         except (UsageError, InputError, JournalMismatch, JournalBusy, ForeignResults) as exc:
@@ -215,11 +217,26 @@ class SendMany:
         async with client_factory(**options) as client:
             template = await stop.before_sending(self._preflight_template(client))
             snapshot, total = self._check_rows(template, err)
-            journal = self._open_journal(snapshot.sha256)
-            try:
-                return await self._send(client, template, journal, snapshot, total, stop, err)
-            finally:
-                journal.close()
+            return await self._send_checked(client, template, snapshot, total, stop, err)
+
+    def _check_options(self) -> None:
+        """More checks of the options, before anything else (a distributed run has some)."""
+
+    async def _send_checked(
+        self,
+        client: RouteeViberClient,
+        template: Template,
+        snapshot: InputSnapshot,
+        total: int,
+        stop: _StopSignal,
+        err: IO[str],
+    ) -> int:
+        """Send the rows checked: here, from this process with the local journal."""
+        journal = self._open_journal(snapshot.sha256)
+        try:
+            return await self._send(client, template, journal, snapshot, total, stop, err)
+        finally:
+            journal.close()
 
     async def _preflight_template(self, client: RouteeViberClient) -> Template:
         try:
@@ -297,13 +314,19 @@ class SendMany:
         run left pending is unknown)."""
         return (UNKNOWN if state == PENDING else state) in self._resent_states
 
-    def _open_journal(self, input_sha256: str) -> Journal:
-        fingerprint = {
+    def fingerprint(self, input_sha256: str) -> dict[str, str]:
+        """What a run is: its input and settings (a journal refuses another run's)."""
+        return {
             "input_sha256": input_sha256,
             "sender": self.sender,
             "template_id": self.template_id,
             "lang": self.lang,
         }
+
+    def _open_journal(self, input_sha256: str, redis_run: str | None = None) -> Journal:
+        fingerprint = self.fingerprint(input_sha256)
+        if redis_run is not None:  # the local copy of a distributed run's journal
+            fingerprint["redis_run"] = redis_run
         try:
             return Journal.open(self.journal_path, fingerprint)
         except (OSError, sqlite3.Error) as exc:
@@ -455,7 +478,7 @@ class SendMany:
             counts = journal.counts()
         except sqlite3.Error:
             return EXIT_FAILED  # the failure above said why
-        if streak.tripped_by is not None and not failure:
+        if streak.tripped and not failure:
             print(
                 f"routee-viber send-many: {_stopped_by_refusals(streak, counts.get(FAILED, 0))}",
                 file=err,
@@ -527,10 +550,10 @@ def _print_summary(counts: dict[str, int], total: int, err: IO[str]) -> None:
 
 
 def _stopped_by_refusals(streak: FailureStreak, failed: int) -> str:
-    assert streak.tripped_by is not None
+    assert streak.tripped_reason is not None
     return (
         f"stopped after {streak.limit} sends in a row were refused the same way "
-        f"({_describe(streak.tripped_by.error)}); fix the cause, then run again with "
+        f"({streak.tripped_reason}); fix the cause, then run again with "
         f"--retry-failed to resend the {failed} failed rows (--max-failures 0 never stops)"
     )
 
@@ -563,7 +586,11 @@ class _Outcomes:
 
     def add(self, index: int, to: str, outcome: SendOutcome) -> None:
         """Note one outcome; record the batch if it is full."""
-        self._batch.append(_record(index, to, outcome))
+        self.add_record(_record(index, to, outcome))
+
+    def add_record(self, record: RowRecord) -> None:
+        """Note one row's outcome; record the batch if it is full."""
+        self._batch.append(record)
         if len(self._batch) >= _OUTCOME_BATCH:
             self.flush()
         elif self._timer is None:
@@ -607,45 +634,6 @@ class _Outcomes:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-
-def _record(index: int, to: str, outcome: SendOutcome) -> RowRecord:
-    """The journal's row for an outcome (the results line is made from it)."""
-    seq = outcome.request.seq
-    assert seq is not None
-    common = (index, to, seq)
-    if outcome.result is not None:
-        status = outcome.result.status
-        return RowRecord(
-            *common,
-            state=SENT,
-            tracking_id=outcome.result.tracking_id,
-            status=str(status.status) if status is not None and status.status else "QUEUED",
-            error=None,
-            attempts=outcome.attempts,
-            emitted=True,
-        )
-    unknown = outcome.outcome_unknown
-    return RowRecord(
-        *common,
-        state=UNKNOWN if unknown else FAILED,
-        tracking_id=None,
-        status=UNKNOWN if unknown else "failed",
-        error=_describe(outcome.error),
-        attempts=outcome.attempts,
-        emitted=True,
-    )
-
-
-def _describe(error: BaseException | None) -> str:
-    if error is None:
-        return "unknown error"
-    if isinstance(error, ValidationError) and error.issues:
-        return "; ".join(f"{code}: {message}" for code, message in error.issues)
-    if isinstance(error, RouteeError):
-        return f"{type(error).__name__}: {error}"
-    # Not ours: name the type only, its message could carry anything.
-    return f"{type(error).__name__}"
 
 
 class _JournalWalk:
