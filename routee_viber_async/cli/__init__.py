@@ -56,6 +56,24 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_metrics_options(parser: argparse.ArgumentParser, lifetime: str) -> None:
+    """``--metrics-port`` and ``--metrics-host``: Prometheus metrics served while ``lifetime``."""
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="P",
+        help=f"serve Prometheus metrics on http://HOST:P/metrics while {lifetime} (needs the "
+        "prometheus extra; 0 picks a free port, printed at the start)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="the interface of --metrics-port (default %(default)s; 0.0.0.0 for all)",
+    )
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -273,20 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="a chunk a dead worker took goes to another after this long (default 60)",
     )
-    worker.add_argument(
-        "--metrics-port",
-        type=_port,
-        default=None,
-        metavar="P",
-        help="serve Prometheus metrics on http://HOST:P/metrics while the worker runs (needs "
-        "the prometheus extra; 0 picks a free port, logged at the start)",
-    )
-    worker.add_argument(
-        "--metrics-host",
-        default="127.0.0.1",
-        metavar="HOST",
-        help="the interface of --metrics-port (default %(default)s; 0.0.0.0 for all)",
-    )
+    _add_metrics_options(worker, "the worker runs")
 
     commands.add_parser(
         "keygen",
@@ -294,20 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a new ROUTEE_FANOUT_KEY (for send-many --redis and its workers)",
     )
 
-    many.add_argument(
-        "--metrics-port",
-        type=_port,
-        default=None,
-        metavar="P",
-        help="serve Prometheus metrics on http://HOST:P/metrics while the run lasts (needs the "
-        "prometheus extra; 0 picks a free port, printed at the start)",
-    )
-    many.add_argument(
-        "--metrics-host",
-        default="127.0.0.1",
-        metavar="HOST",
-        help="the interface of --metrics-port (default %(default)s; 0.0.0.0 for all)",
-    )
+    _add_metrics_options(many, "the run lasts")
 
     send = commands.add_parser("send", parents=common, help="send one template message")
     send.add_argument("--sender", required=True, help="senderInfoTrackingId")
