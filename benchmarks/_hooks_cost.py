@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from statistics import quantiles
@@ -36,6 +34,7 @@ from typing import Any
 import attrs
 
 from ._common import Server, cpu_seconds, median, message, payload, quiet, warm_allocator
+from ._https import run_tls_child
 
 __all__ = ["HooksCostResult", "run_hooks_cost"]
 
@@ -69,19 +68,9 @@ def run_hooks_cost(
     tls_server: Server, ca_file: str, *, n: int, rounds: int, concurrency: int
 ) -> HooksCostResult:
     """Run the child against ``tls_server`` and return its figures."""
-    env = {**os.environ, "SSL_CERT_FILE": ca_file}
-    args = [tls_server.port, n, rounds, concurrency]
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks._hooks_cost", *map(str, args)],
-        env=env,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        capture_output=True,
-        text=True,
-        check=False,
+    answer = run_tls_child(
+        "benchmarks._hooks_cost", ca_file, tls_server.port, n, rounds, concurrency
     )
-    if result.returncode != 0:
-        raise RuntimeError(f"hooks benchmark child failed:\n{result.stderr}")
-    answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return HooksCostResult(**answer)
 
 

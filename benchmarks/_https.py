@@ -85,9 +85,15 @@ class HttpsResult:
 
 def _child(ca_file: str, *args: object) -> dict[str, Any]:
     """Run ``python -m benchmarks._https *args`` trusting ``ca_file``; its JSON answer."""
+    return run_tls_child("benchmarks._https", ca_file, *args)
+
+
+def run_tls_child(module: str, ca_file: str, *args: object) -> dict[str, Any]:
+    """Run ``python -m MODULE *args`` trusting ``ca_file`` (through ``SSL_CERT_FILE``, so its
+    clients keep their default SSL context); the JSON object its last line prints."""
     env = {**os.environ, "SSL_CERT_FILE": ca_file}
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks._https", *map(str, args)],
+        [sys.executable, "-m", module, *map(str, args)],
         env=env,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         capture_output=True,
@@ -95,7 +101,7 @@ def _child(ca_file: str, *args: object) -> dict[str, Any]:
         check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"benchmark child {args} failed:\n{result.stderr}")
+        raise RuntimeError(f"benchmark child {module} {args} failed:\n{result.stderr}")
     answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return answer
 
