@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from silent_server import SilentServer
 
 from routee_viber_async import (
     ClientCredentials,
@@ -114,33 +115,8 @@ def send_args(sandbox: Sandbox, template: Template, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-class HangingServer:
-    """A loopback server that accepts connections and never answers."""
-
-    def __init__(self) -> None:
-        self.accepted = asyncio.Event()
-        self._writers: list[asyncio.StreamWriter] = []
-        self._server: asyncio.Server | None = None
-
-    async def _on_connection(self, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.append(writer)
-        self.accepted.set()
-
-    async def __aenter__(self) -> HangingServer:
-        self._server = await asyncio.start_server(self._on_connection, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.close()
-        await self._server.wait_closed()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+class HangingServer(SilentServer):
+    """A loopback API that accepts connections and never answers."""
 
     def env(self) -> dict[str, str]:
         return env_for(

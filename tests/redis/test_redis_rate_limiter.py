@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from silent_server import SilentServer
 
 from routee_viber_async import RateLimiter, RateLimiterUnavailableError, ValidationError
 from routee_viber_async.integrations.redis import RedisRateLimiter
@@ -194,28 +195,18 @@ async def test_redis_lost_mid_run_raises_after_a_bounded_wait(key: str) -> None:
 
 async def test_a_redis_that_stops_answering_never_hangs_an_acquire() -> None:
     # A server that accepts connections and never answers (a hung Redis, a black hole).
-    accepted: list[asyncio.StreamWriter] = []
-
-    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)
-
-    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    redis = Redis(host="127.0.0.1", port=port)
-    limiter = RedisRateLimiter(redis, "k", 10, timeout=0.5)
-    loop = asyncio.get_running_loop()
-    queued = [asyncio.ensure_future(limiter.acquire()) for _ in range(20)]
-    began = loop.time()
-    results = await asyncio.gather(*queued, return_exceptions=True)
-    assert all(isinstance(r, RateLimiterUnavailableError) for r in results)
-    assert "no answer within 0.5 s" in str(results[0])
-    # The waiters queued behind the one that timed out fail with it, not 0.5 s each.
-    assert loop.time() - began < 5
-    await redis.aclose()
-    for writer in accepted:
-        writer.close()
-    server.close()
-    await server.wait_closed()
+    async with SilentServer() as server:
+        redis = Redis(host="127.0.0.1", port=server.port)
+        limiter = RedisRateLimiter(redis, "k", 10, timeout=0.5)
+        loop = asyncio.get_running_loop()
+        queued = [asyncio.ensure_future(limiter.acquire()) for _ in range(20)]
+        began = loop.time()
+        results = await asyncio.gather(*queued, return_exceptions=True)
+        assert all(isinstance(r, RateLimiterUnavailableError) for r in results)
+        assert "no answer within 0.5 s" in str(results[0])
+        # The waiters queued behind the one that timed out fail with it, not 0.5 s each.
+        assert loop.time() - began < 5
+        await redis.aclose()
 
 
 @pytest.fixture
