@@ -30,7 +30,7 @@ from ._wire import ApiError, bad_request, json_response, read_json_object
 __all__ = ["EVENT_INTERVAL", "add_inbox_routes", "decide_from_request", "reset", "thread_view"]
 
 #: The shortest time between two change events of one stream (seconds).
-EVENT_INTERVAL = 0.25
+EVENT_INTERVAL = 0.5
 #: A comment line is sent after this long without a change, so a gone page is noticed.
 _KEEPALIVE = 15.0
 _DEFAULT_LIMIT = 20
