@@ -118,25 +118,23 @@ async def _serve() -> None:
 
 def _tree_cpu_seconds(root: int) -> float:
     """CPU seconds (user + system) of the live processes descending from ``root`` (Linux)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
+    children: dict[int, list[int]] = {}
+    seconds: dict[int, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{entry}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:  # it ended meanwhile
             continue
-        parents[int(entry)] = int(fields[1])
-        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        seconds[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    below = list(children.get(root, []))
     total = 0.0
-    for pid, seconds in times.items():
-        ancestor = pid
-        while ancestor in parents and ancestor != root:
-            ancestor = parents[ancestor]
-        total += seconds if ancestor == root and pid != root else 0.0
+    while below:
+        pid = below.pop()
+        total += seconds[pid]
+        below += children.get(pid, [])
     return total
 
 
