@@ -94,8 +94,7 @@ async def test_a_worker_killed_mid_run_loses_nothing_and_no_pin_rests_in_redis(
             await until(lambda: _recorded_at_least(redis, 40))
             await until(lambda: _holds(redis, tag))
             mid_run_pins = await pins_in_redis(redis, rows)
-            victim.kill()
-            await victim.process.wait()
+            await victim.kill()
 
             code, err = await finish(coordinator)
             by_index = check_complete(sb, output, rows)
@@ -120,7 +119,7 @@ async def test_a_worker_killed_mid_run_loses_nothing_and_no_pin_rests_in_redis(
             assert 6 * 86_400 < ttl <= 7 * 86_400
         finally:
             for worker in workers:
-                worker.kill()
+                await worker.kill()
             await redis.aclose()
 
 
@@ -178,7 +177,7 @@ async def test_the_coordinator_killed_then_rerun_picks_up_what_the_workers_did(
             assert len(sb.messages) == rows
         finally:
             for worker in workers:
-                worker.kill()
+                await worker.kill()
 
 
 async def _async_bool(value: bool) -> bool:
@@ -225,7 +224,7 @@ async def test_redis_restarted_mid_run_with_persistence_sends_nothing_twice(
             assert len(unknown) <= 8  # what the workers held when Redis went away, at most
         finally:
             for worker in workers:
-                worker.kill()
+                await worker.kill()
             await redis.aclose()
             if server.is_running():
                 server.stop()
@@ -275,7 +274,7 @@ async def test_a_worker_with_another_key_or_other_credentials_refuses_and_others
                 assert sb.credentials.application_secret not in text
         finally:
             for worker in workers:
-                worker.kill()
+                await worker.kill()
 
 
 async def test_ctrl_c_stops_the_run_workers_skip_the_rest_and_a_rerun_finishes_it(
@@ -316,7 +315,7 @@ async def test_ctrl_c_stops_the_run_workers_skip_the_rest_and_a_rerun_finishes_i
             assert collections.Counter(m.to for m in sb.messages)[recipient(0)] == 1
         finally:
             for worker in workers:
-                worker.kill()
+                await worker.kill()
             await redis.aclose()
 
 
@@ -399,4 +398,4 @@ async def test_a_worker_serves_its_prometheus_metrics_while_it_runs(
             assert all(pin_for(i) not in page for i in range(rows))
             assert await worker.terminate() == 0
         finally:
-            worker.kill()
+            await worker.kill()
