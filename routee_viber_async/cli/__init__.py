@@ -492,11 +492,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = _command_name(args)
     if args.command == "worker":
         return _run_worker(args)
-    import asyncio  # not before: --help and --version do without it
+    from ._loop import run_command  # not before: --help and --version do without asyncio
 
     try:
         with _sdk_logs_on_stderr(args.verbose):
-            return asyncio.run(_run(args))
+            return run_command(_run(args))
     except KeyboardInterrupt:
         print_error(command, "interrupted")
         return EXIT_INTERRUPTED
