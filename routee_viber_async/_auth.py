@@ -282,7 +282,8 @@ class TokenManager:
 
     - ``token`` / ``refresh_at``: the current token and the monotonic time after which it
       should be refreshed.
-    - :meth:`get` returns a usable token, fetching one when needed. While one coroutine
+    - :meth:`get` returns a usable token, fetching one when needed (:meth:`usable` is the
+      cached one, when it can be sent without a fetch). While one coroutine
       refreshes a token that is still valid, the others keep using it instead of waiting.
     - :meth:`invalidate` is for a token the API refused: it fetches a new one unless another
       coroutine already replaced that token, so any number of concurrent 401s carrying the same
@@ -328,8 +329,8 @@ class TokenManager:
         self._pending: asyncio.Task[AccessToken] | None = None
         self._rejected: AccessToken | None = None
 
-    async def get(self, http: aiohttp.ClientSession) -> AccessToken:
-        """A token that is not due for refresh, fetching one if needed."""
+    def usable(self) -> AccessToken | None:
+        """The cached token if it can be sent now, without a fetch; else None."""
         token = self.token
         if token is not None:
             now = _monotonic()
@@ -341,6 +342,13 @@ class TokenManager:
                 and not token.is_expired(now)
             ):
                 return token  # being refreshed ahead by someone else; still good meanwhile
+        return None
+
+    async def get(self, http: aiohttp.ClientSession) -> AccessToken:
+        """A token that is not due for refresh, fetching one if needed."""
+        token = self.usable()
+        if token is not None:
+            return token
         return await self._refresh(http, stale=None)
 
     async def invalidate(self, stale: AccessToken, http: aiohttp.ClientSession) -> AccessToken:

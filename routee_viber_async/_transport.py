@@ -9,7 +9,7 @@ One call (:meth:`Transport.request`) goes like this:
 
 1. A try (:meth:`Transport._try`): a token, the cached one unless it is due for refresh (one
    fetch for all waiting callers; the fetch holds no API slot), then one HTTP exchange
-   (:meth:`Transport._exchange`) under a slot of the semaphore (``max_concurrency`` in-flight
+   (:meth:`Transport._http`) under a slot of the semaphore (``max_concurrency`` in-flight
    API requests at most), held only for the exchange itself: never while fetching a token or
    sleeping before a retry. A 401, or a 403 on a token older than ``forbidden_refresh_after``,
    refreshes the token once and replays the request once, within the same try.
@@ -506,31 +506,45 @@ class Transport:
     async def _try(self, call: _Call, made: int, deadline_left: float | None) -> tuple[Any, int]:
         """One try of ``call`` (``made`` HTTP requests before it): ``(data, requests made)``.
 
-        A refused token is refreshed and the request replayed once, inside the try. A failure
-        raises its error with ``attempts`` (this try's requests) and ``nothing_sent`` (its
-        last request never left) set.
+        Each HTTP request of the try waits for the rate limiter, then goes out under a slot of
+        the semaphore, held for the exchange alone. A refused token is refreshed and the
+        request replayed once, inside the try. A failure raises its error with ``attempts``
+        (this try's requests) and ``nothing_sent`` (its last request never left) set.
         """
+        shared = self._shared
         timeout = _within(self._timeout, deadline_left)
-        token = await self._token(call, None, made=0)
+        token = shared.tokens.usable()
+        if token is None:
+            token = await self._token(call, None, made=0)
+        shared.use_token(token)
         sent = 0  # HTTP requests of this try so far
         while True:
-            await self._rate_limited(sent)
+            if shared.rate_limiter is not None:
+                await self._rate_limited(sent)
+            sent += 1  # this request
             try:
-                return await self._exchange(call, timeout, made + sent + 1), sent + 1
+                async with shared.semaphore:
+                    hooks = shared.hooks
+                    if hooks is None:
+                        status, headers, raw = await self._http(call, timeout, made + sent)
+                    else:
+                        status, headers, raw = await self._http_observed(
+                            hooks, call, timeout, made + sent
+                        )
+                return self._answer(status, headers, raw, call), sent
             except _TransportClosedError as exc:
-                exc.attempts = sent
+                exc.attempts = sent - 1  # this request never went out
                 raise
             except RouteeError as exc:
-                sent += 1
                 exc.attempts = sent
                 # A 429's Retry-After holds back every user of the limiters, not this call alone.
                 pause_on_429(
                     exc,
-                    self._shared.rate_limiter,
+                    shared.rate_limiter,
                     cap=self._retry.max_retry_after,
                     scale=self._retry.sleep_scale,
                 )
-                if sent > 1 or self._shared.closed or not self._wants_replay(exc, token):
+                if sent > 1 or shared.closed or not self._wants_replay(exc, token):
                     raise
                 refused = exc
             fresh = await self._token(call, token, made=sent)
@@ -543,14 +557,14 @@ class Transport:
                     bare_path(call.path),
                     getattr(refused, "status", "?"),
                 )
+            shared.use_token(fresh)
             token = fresh
 
     async def _rate_limited(self, sent: int) -> None:
-        """Wait for the client's rate limiter, if it has one (every HTTP request counts)."""
+        """Wait for the client's rate limiter (every HTTP request counts)."""
         shared = self._shared
         limiter = shared.rate_limiter
-        if limiter is None:
-            return
+        assert limiter is not None, "only called with a limiter"
         try:
             if shared.hooks is None:
                 await limiter.acquire()
@@ -562,67 +576,35 @@ class Transport:
             raise
 
     async def _token(self, call: _Call, refused: AccessToken | None, *, made: int) -> AccessToken:
-        """A token to send with: a usable one, or one newer than ``refused``."""
+        """A token to send with, fetched: a usable one, or one newer than ``refused``."""
         shared = self._shared
         session = shared.session
         try:
             if shared.closed or session is None:
                 raise _TransportClosedError(call.method, call.path)
             if refused is None:
-                token = await shared.tokens.get(session)
-            else:
-                token = await shared.tokens.invalidate(refused, session)
+                return await shared.tokens.get(session)
+            return await shared.tokens.invalidate(refused, session)
         except RouteeError as exc:
             exc.attempts = made
             exc.nothing_sent = True  # the API request never went out
             raise
-        shared.use_token(token)
-        return token
-
-    async def _exchange(
-        self,
-        call: _Call,
-        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's per-request timeout)
-        number: int,
-    ) -> Any:
-        """One HTTP request and its answer, under a slot of the semaphore.
-
-        ``number`` counts this call's HTTP requests (for the DEBUG log).
-        """
-        shared = self._shared
-        debug_started = _monotonic() if logger.isEnabledFor(logging.DEBUG) else None
-        async with shared.semaphore:
-            if shared.hooks is None:
-                status, headers, raw = await self._http(call, timeout, number, debug_started)
-            else:
-                status, headers, raw = await self._http_observed(
-                    shared.hooks, call, timeout, number, debug_started
-                )
-        if debug_started is not None:
-            logger.debug(
-                "%s %s -> %d (attempt %d, %.1f ms)",
-                call.method,
-                bare_path(call.path),
-                status,
-                number,
-                (_monotonic() - debug_started) * 1000,
-            )
-        if 200 <= status < 300:
-            return self._decoded(status, headers, raw, call)
-        raise shared.make_status_error(status, raw, headers, call.method, call.path)
 
     async def _http(
         self,
         call: _Call,
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's per-request timeout)
         number: int,
-        debug_started: float | None,
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """The HTTP request itself (the caller holds a slot): status, headers, raw body."""
+        """One HTTP request and its answer (the caller holds a slot): status, headers, raw body.
+
+        ``number`` counts this call's HTTP requests (for the DEBUG log).
+        """
         shared = self._shared
         session = shared.session
         if shared.closed or session is None:
             raise _TransportClosedError(call.method, call.path)
+        debug_started = _monotonic() if logger.isEnabledFor(logging.DEBUG) else None
         try:
             # The headers are taken once the slot is ours: a call that queued while another
             # one replaced a refused token goes out with the new token, not into a 401.
@@ -638,7 +620,17 @@ class Transport:
                 allow_redirects=False,
             ) as resp:
                 raw = await _read_capped(resp, shared.max_response_size, call.method, call.path)
-                return resp.status, resp.headers, raw
+                status = resp.status
+                if debug_started is not None:
+                    logger.debug(
+                        "%s %s -> %d (attempt %d, %.1f ms)",
+                        call.method,
+                        bare_path(call.path),
+                        status,
+                        number,
+                        (_monotonic() - debug_started) * 1000,
+                    )
+                return status, resp.headers, raw
         except (aiohttp.ClientError, OSError) as exc:
             failure = self._failed(exc, call, number, debug_started)
         raise failure  # here: aiohttp's error must not be its context
@@ -649,7 +641,6 @@ class Transport:
         call: _Call,
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's per-request timeout)
         number: int,
-        debug_started: float | None,
     ) -> tuple[int, Mapping[str, str], bytes]:
         """:meth:`_http`, its start and end told to the hooks."""
         shared = self._shared
@@ -662,13 +653,19 @@ class Transport:
         )
         states = hooks.attempt_started(attempt)
         try:
-            answer = await self._http(call, timeout, number, debug_started)
+            answer = await self._http(call, timeout, number)
         except BaseException as exc:
             hooks.attempt_ended(attempt, states, exc)
             raise
         attempt.status = answer[0]
         hooks.attempt_ended(attempt, states, None)
         return answer
+
+    def _answer(self, status: int, headers: Mapping[str, str], raw: bytes, call: _Call) -> Any:
+        """The JSON of a 2xx answer (None if empty); any other status raises its error."""
+        if 200 <= status < 300:
+            return self._decoded(status, headers, raw, call)
+        raise self._shared.make_status_error(status, raw, headers, call.method, call.path)
 
     @staticmethod
     def _decoded(status: int, headers: Mapping[str, str], raw: bytes, call: _Call) -> Any:

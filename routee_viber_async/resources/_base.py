@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 from urllib.parse import quote
 
@@ -15,11 +17,10 @@ from .._validation import check_required_text, raise_if
 if TYPE_CHECKING:
     from .._transport import Transport
 
-__all__ = ["Resource", "observed", "observed_send", "path_segment", "wants_observation"]
+__all__ = ["Resource", "SendObservation", "observe_send", "observed", "path_segment"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
-R = TypeVar("R", bound="_Tracked")
 S = TypeVar("S", bound="Resource")
 
 
@@ -78,27 +79,30 @@ class _Tracked(Protocol):
     def tracking_id(self) -> str: ...
 
 
-def wants_observation(hooks: HookDispatcher | None) -> bool:
-    """Whether a send must be observed: hooks to tell, or SDK log records to enrich."""
-    return hooks is not None or logger.isEnabledFor(logging.INFO)
+class SendObservation:
+    """A send told to the hooks as one call, the SDK's log records meanwhile carrying its
+    ``seq`` (and then ``tracking_id``): ``with observe_send(...) as observation:`` around the
+    send, and :meth:`accepted` once Routee took it."""
 
+    __slots__ = ("_reset", "_states", "call", "hooks")
 
-async def observed_send(
-    hooks: HookDispatcher | None, call: CallEvent, send: Awaitable[tuple[R, int]]
-) -> tuple[R, int]:
-    """Await ``send`` (a send's result and attempts) as the call ``call``: its hooks are told
-    of it, and the SDK's log records meanwhile carry its ``seq`` (and then ``tracking_id``)."""
-    fields = call.log_extra
-    states = hooks.call_started(call) if hooks is not None else None
-    reset = call_log_fields.set(fields)
-    try:
-        try:
-            result, attempts = await send
-        except BaseException as exc:
-            if hooks is not None and states is not None:
-                hooks.call_ended(call, states, exc)
-            raise
-        call.tracking_id = fields["tracking_id"] = result.tracking_id
+    def __init__(self, hooks: HookDispatcher | None, call: CallEvent) -> None:
+        self.hooks = hooks
+        self.call = call
+        self._states: dict[int, Any] | None = None
+        self._reset: contextvars.Token[dict[str, object] | None] | None = None
+
+    def __enter__(self) -> SendObservation:
+        call = self.call
+        if self.hooks is not None:
+            self._states = self.hooks.call_started(call)
+        self._reset = call_log_fields.set(call.log_extra)
+        return self
+
+    def accepted(self, result: _Tracked, attempts: int) -> None:
+        """Routee accepted the send (``attempts`` HTTP requests): its tracking id is known."""
+        call = self.call
+        call.tracking_id = call.log_extra["tracking_id"] = result.tracking_id
         call.attempts = attempts
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -108,8 +112,44 @@ async def observed_send(
                 result.tracking_id,
                 attempts,
             )
-        if hooks is not None and states is not None:
-            hooks.call_ended(call, states, None)
-    finally:
-        call_log_fields.reset(reset)
-    return result, attempts
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self.hooks is not None and self._states is not None:
+                self.hooks.call_ended(self.call, self._states, exc)
+        finally:
+            if self._reset is not None:
+                call_log_fields.reset(self._reset)
+
+
+class _Unobserved:
+    """What :func:`observe_send` gives when there is nothing to tell: does nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> _Unobserved:
+        return self
+
+    def accepted(self, result: _Tracked, attempts: int) -> None:
+        pass
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+
+_UNOBSERVED = _Unobserved()
+
+
+def observe_send(
+    hooks: HookDispatcher | None, method: str, seq: int | None
+) -> SendObservation | _Unobserved:
+    """How to observe a send of ``messages.<method>`` with ``seq``: a :class:`SendObservation`
+    when there are hooks to tell or SDK log records (INFO and up) to enrich, else nothing."""
+    if hooks is None and not logger.isEnabledFor(logging.INFO):
+        return _UNOBSERVED
+    return SendObservation(hooks, CallEvent("messages", method, seq=seq, is_send=True))

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._converter import from_wire, to_wire, wire_parser
 from .._errors import InvalidResponseError, ValidationError, scrub_error
-from .._hooks import CallEvent
 from .._json import dumps
 from .._masking import secret_values
 from .._ratelimit import as_rate_limiter
 from .._requests import LegacyOtp, SendMessage
 from .._responses import OtpResult, SendResult, Template
 from .._seq import next_seq
-from ._base import Resource, observed_send, wants_observation
+from ._base import Resource, observe_send
 from ._fanout import SendManyIterator, positive_concurrency
 
 if TYPE_CHECKING:
@@ -67,28 +66,23 @@ class MessagesResource(Resource):
 
         ``seq`` is the one to send when the message has none (``send_many`` assigns it).
         """
-        hooks = self._transport.hooks
-        if not wants_observation(hooks):
-            return await self._send_once(message, template, seq, validate)
-        if message.seq is None and seq is None:
-            seq = next_seq()  # known to the hooks and the log records before the first attempt
-        call = CallEvent(
-            "messages", "send", seq=message.seq if message.seq is not None else seq, is_send=True
-        )
-        return await observed_send(hooks, call, self._send_once(message, template, seq, validate))
-
-    async def _send_once(
-        self, message: SendMessage, template: Template | None, seq: int | None, validate: bool
-    ) -> tuple[SendResult, int]:
-        secrets = secret_values(message.template_params)
-        reply = await self._transport.request(
-            "POST",
-            _SEND_PATH,
-            body=_send_body(message, template, validate, seq),
-            idempotent=False,
-            secrets=secrets,
-        )
-        result = _accepted(_send_result_from_wire, reply.data, reply.attempts, _SEND_PATH, secrets)
+        if message.seq is not None:
+            seq = message.seq
+        elif seq is None:
+            seq = next_seq()  # set before the first attempt: every retry carries the same one
+        with observe_send(self._transport.hooks, "send", seq) as observation:
+            secrets = secret_values(message.template_params)
+            reply = await self._transport.request(
+                "POST",
+                _SEND_PATH,
+                body=_send_body(message, template, validate, seq),
+                idempotent=False,
+                secrets=secrets,
+            )
+            result = _accepted(
+                _send_result_from_wire, reply.data, reply.attempts, _SEND_PATH, secrets
+            )
+            observation.accepted(result, reply.attempts)
         return result, reply.attempts
 
     async def send_otp(self, otp: LegacyOtp, *, validate: bool = True) -> OtpResult:
@@ -98,21 +92,14 @@ class MessagesResource(Resource):
         body = to_wire(otp)
         if otp.seq is None:
             body["seq"] = next_seq()
-        hooks = self._transport.hooks
-        if not wants_observation(hooks):
-            result, _ = await self._send_otp_once(body)
-            return result
-        call = CallEvent("messages", "send_otp", seq=body["seq"], is_send=True)
-        result, _ = await observed_send(hooks, call, self._send_otp_once(body))
+        with observe_send(self._transport.hooks, "send_otp", body["seq"]) as observation:
+            secrets = secret_values(body.get("templateParams"))
+            reply = await self._transport.request(
+                "POST", _OTP_PATH, body=dumps(body), idempotent=False, secrets=secrets
+            )
+            result = _accepted(_parse_otp_result, reply.data, reply.attempts, _OTP_PATH, secrets)
+            observation.accepted(result, reply.attempts)
         return result
-
-    async def _send_otp_once(self, body: dict[str, Any]) -> tuple[OtpResult, int]:
-        secrets = secret_values(body.get("templateParams"))
-        reply = await self._transport.request(
-            "POST", _OTP_PATH, body=dumps(body), idempotent=False, secrets=secrets
-        )
-        result = _accepted(_parse_otp_result, reply.data, reply.attempts, _OTP_PATH, secrets)
-        return result, reply.attempts
 
     def send_many(
         self,
@@ -169,16 +156,13 @@ class MessagesResource(Resource):
         )
 
 
-def _send_body(
-    message: SendMessage, template: Template | None, validate: bool, seq: int | None
-) -> bytes:
-    """The JSON body of a send: checked (unless told not to), with a ``seq`` if it has none
-    (``seq``, or a new one)."""
+def _send_body(message: SendMessage, template: Template | None, validate: bool, seq: int) -> bytes:
+    """The JSON body of a send: checked (unless told not to), with ``seq`` if it has none."""
     if validate:
         message.validate(template)
     body = to_wire(message)
     if message.seq is None:
-        body["seq"] = next_seq() if seq is None else seq
+        body["seq"] = seq
     return dumps(body)
 
 
