@@ -85,11 +85,15 @@ def _unstructure_datetime(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds")
 
 
-def _structure_datetime(value: Any, _: type) -> datetime:
+# Each scalar's hook is written for ``X | None`` (None passes, in one call, as most of Routee's
+# fields are optional); the hook of a required ``X`` is the same one refusing None first.
+
+
+def _structure_optional_datetime(value: Any, _: type) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
     if isinstance(value, str):
         return datetime.fromisoformat(value)
-    if isinstance(value, datetime):
-        return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         # epoch seconds, or milliseconds for values past the year 5138 in seconds
         seconds = value / 1000 if abs(value) > 1e11 else value
@@ -97,8 +101,8 @@ def _structure_datetime(value: Any, _: type) -> datetime:
     raise TypeError("expected an ISO-8601 timestamp")
 
 
-def _structure_str(value: Any, _: type) -> str:
-    if isinstance(value, str):
+def _structure_optional_str(value: Any, _: type) -> str | None:
+    if value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)  # ids Routee sends as numbers (serviceId, ...)
@@ -109,7 +113,9 @@ def _structure_str(value: Any, _: type) -> str:
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 
-def _structure_int(value: Any, _: type) -> int:
+def _structure_optional_int(value: Any, _: type) -> int | None:
+    if value is None:
+        return None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif (isinstance(value, float) and value.is_integer()) or (
@@ -123,7 +129,9 @@ def _structure_int(value: Any, _: type) -> int:
     return number
 
 
-def _structure_float(value: Any, _: type) -> float:
+def _structure_optional_float(value: Any, _: type) -> float | None:
+    if value is None:
+        return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, str):
@@ -131,24 +139,59 @@ def _structure_float(value: Any, _: type) -> float:
     raise TypeError("expected a number")
 
 
-def _structure_bool(value: Any, _: type) -> bool:
-    if isinstance(value, bool):
+def _structure_optional_bool(value: Any, _: type) -> bool | None:
+    if value is None or isinstance(value, bool):
         return value
     raise TypeError("expected true or false")
 
 
+def _required(
+    structure_optional: Callable[[Any, Any], Any], expected: str
+) -> Callable[[Any, Any], Any]:
+    """The hook of a required field: ``structure_optional``, refusing None."""
+
+    def structure(value: Any, cl: Any) -> Any:
+        if value is None:
+            raise TypeError(f"expected {expected}")
+        return structure_optional(value, cl)
+
+    return structure
+
+
+_SCALARS: dict[type, tuple[Callable[[Any, Any], Any], str]] = {
+    datetime: (_structure_optional_datetime, "an ISO-8601 timestamp"),
+    str: (_structure_optional_str, "a string"),
+    int: (_structure_optional_int, "an integer"),
+    float: (_structure_optional_float, "a number"),
+    bool: (_structure_optional_bool, "true or false"),
+}
+
+
+def _is_open_enum(t: Any) -> bool:
+    return isinstance(t, type) and issubclass(t, OpenEnum)
+
+
 @cache
-def _listed_members(cl: type[OpenEnum]) -> dict[str, OpenEnum]:
-    return {member.value: member for member in cl}
+def _optional_open_enum_structure(cl: type[OpenEnum]) -> Callable[[Any, Any], Any]:
+    # A listed value is looked up by value; ``cl(value)`` (Enum's call machinery, which ends in
+    # the same lookup) is left for values this version does not list.
+    listed = {member.value: member for member in cl}
+
+    def structure(value: Any, _: Any) -> OpenEnum | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise TypeError("expected a string")
+        member = listed.get(value)
+        return cl(value) if member is None else member
+
+    return structure
 
 
 def _structure_open_enum(value: Any, cl: type[OpenEnum]) -> OpenEnum:
-    if not isinstance(value, str):
+    if value is None:
         raise TypeError("expected a string")
-    # A listed value is looked up by value; ``cl(value)`` (Enum's call machinery, which ends in
-    # the same lookup) is left for values this version does not list.
-    member = _listed_members(cl).get(value)
-    return cl(value) if member is None else member
+    return _optional_open_enum_structure(cl)(value, cl)  # type: ignore[no-any-return]
 
 
 def _structure_mapping(value: Any, _: type) -> Mapping[str, Any]:
@@ -170,13 +213,10 @@ def _build(*, masked: bool, detailed: bool) -> cattrs.Converter:
     validation (which only words errors: both build the same objects)."""
     conv = make_converter(omit_if_default=True, detailed_validation=detailed)
     conv.register_unstructure_hook(datetime, _unstructure_datetime)
-    conv.register_structure_hook(datetime, _structure_datetime)
-    conv.register_structure_hook(str, _structure_str)
-    conv.register_structure_hook(int, _structure_int)
-    conv.register_structure_hook(float, _structure_float)
-    conv.register_structure_hook(bool, _structure_bool)
+    for scalar, (structure_optional, expected) in _SCALARS.items():
+        conv.register_structure_hook(scalar, _required(structure_optional, expected))
     conv.register_structure_hook(Any, _structure_any)
-    # Registered by class (not predicate) so they beat the ``str`` hooks for these subclasses.
+    # Registered by class (not predicate) so that it beats the ``str`` hook for the subclasses.
     conv.register_unstructure_hook(OpenEnum, _identity)
     conv.register_unstructure_hook_func(_is_optional_open_enum, _identity)  # None is None too
     conv.register_structure_hook(OpenEnum, _structure_open_enum)
@@ -208,8 +248,14 @@ def _is_optional(t: Any) -> bool:
 
 
 def _optional_structure(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], Any]:
-    # Our hooks refuse None, so ``X | None`` lets None through before them.
-    inner = next(arg for arg in t.__args__ if arg is not NoneType)
+    # Our hooks refuse None, so ``X | None`` lets None through before them: in the scalar's and
+    # the enum's own hook, else before the hook of ``X``.
+    inner = _non_none(t)
+    scalar = _SCALARS.get(inner)
+    if scalar is not None:
+        return scalar[0]
+    if _is_open_enum(inner):
+        return _optional_open_enum_structure(inner)
     structure_inner = conv.get_structure_hook(inner)
 
     def structure(value: Any, _: Any) -> Any:
@@ -219,10 +265,12 @@ def _optional_structure(conv: cattrs.Converter, t: Any) -> Callable[[Any, Any], 
 
 
 def _is_optional_open_enum(t: Any) -> bool:
-    if not _is_optional(t):
-        return False
-    inner = next(arg for arg in t.__args__ if arg is not NoneType)
-    return isinstance(inner, type) and issubclass(inner, OpenEnum)
+    return _is_optional(t) and _is_open_enum(_non_none(t))
+
+
+def _non_none(t: Any) -> Any:
+    """``X`` of ``X | None``."""
+    return next(arg for arg in t.__args__ if arg is not NoneType)
 
 
 def _is_str_mapping(t: Any) -> bool:
