@@ -57,27 +57,42 @@ def worker_key(worker_id: str) -> str:
 # KEYS: rows, claimed, meta, outcomes, rate. ARGV: ttl (s), epoch, worker, then per row
 # index, previous seq ('0': new), new seq, recipient. Answers the indexes claimed, or -1 when
 # the run was stopped for this epoch (nothing claimed).
+#
+# The same command twice claims the same rows: redis-py sends it again when the connection
+# dropped before its answer (a Redis restart), and a row already pending under this claim's
+# own new seq was claimed by its first run. (Refused as taken, it would stay pending under a
+# live worker that never sends it, and the run would never end.) A stopped run gives such rows
+# back, as the first run's answer would have been -1.
 _CLAIM = """
-local stopped = tonumber(redis.call('HGET', KEYS[3], 'stopped') or '-1')
-if stopped >= tonumber(ARGV[2]) then return -1 end
+local stopped = tonumber(redis.call('HGET', KEYS[3], 'stopped') or '-1') >= tonumber(ARGV[2])
 local claimed = {}
 for i = 4, #ARGV, 4 do
-  local idx, prev = ARGV[i], ARGV[i + 1]
+  local idx, prev, seq = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local cur = redis.call('HGET', KEYS[1], idx)
-  local free = false
+  local free, again, row = false, false, nil
   if not cur then
     free = prev == '0'
   else
-    local row = cjson.decode(cur)
+    row = cjson.decode(cur)
+    again = row.s == 'pending' and row.q == seq
     free = row.q == prev and (row.s == 'unknown' or row.s == 'failed')
   end
-  if free then
+  if stopped then
+    if again then
+      if type(row.p) == 'string' then redis.call('HSET', KEYS[1], idx, row.p)
+      else redis.call('HDEL', KEYS[1], idx) end
+      redis.call('HDEL', KEYS[2], idx)
+    end
+  elseif free then
     redis.call('HSET', KEYS[1], idx,
-      cjson.encode({s = 'pending', q = ARGV[i + 2], to = ARGV[i + 3], w = ARGV[3], p = cur}))
+      cjson.encode({s = 'pending', q = seq, to = ARGV[i + 3], w = ARGV[3], p = cur}))
     redis.call('HSET', KEYS[2], idx, ARGV[3])
+    claimed[#claimed + 1] = idx
+  elseif again then
     claimed[#claimed + 1] = idx
   end
 end
+if stopped then return -1 end
 for k = 1, 4 do redis.call('EXPIRE', KEYS[k], ARGV[1]) end
 return claimed
 """
