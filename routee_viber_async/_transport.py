@@ -519,8 +519,9 @@ class Transport:
         shared.use_token(token)
         sent = 0  # HTTP requests of this try so far
         while True:
-            if shared.rate_limiter is not None:
-                await self._rate_limited(sent)
+            limiter = shared.rate_limiter
+            if limiter is not None:
+                await self._rate_limited(limiter, sent)
             sent += 1  # this request
             try:
                 async with shared.semaphore:
@@ -560,11 +561,9 @@ class Transport:
             shared.use_token(fresh)
             token = fresh
 
-    async def _rate_limited(self, sent: int) -> None:
+    async def _rate_limited(self, limiter: RateLimiter, sent: int) -> None:
         """Wait for the client's rate limiter (every HTTP request counts)."""
         shared = self._shared
-        limiter = shared.rate_limiter
-        assert limiter is not None, "only called with a limiter"
         try:
             if shared.hooks is None:
                 await limiter.acquire()
